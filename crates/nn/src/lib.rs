@@ -1,0 +1,2 @@
+//! Neural networks (filled by its own issue).
+#![deny(missing_docs)]

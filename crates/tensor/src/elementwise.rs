@@ -1,0 +1,330 @@
+//! Elementwise ops: unary maps, and binary ops with NumPy broadcasting.
+
+use smallvec::SmallVec;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+use crate::tensor::{Shape, Storage, Tensor, contiguous_strides};
+
+/// The NumPy broadcast of two shapes: axes aligned from the right, sizes equal or one of them 1.
+///
+/// # Errors
+///
+/// [`TensorError::Broadcast`] naming `op` and both shapes when some aligned axis differs and
+/// neither size is 1.
+pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Shape> {
+    let rank = lhs.len().max(rhs.len());
+    let mut out: Shape = SmallVec::from_elem(0, rank);
+    for i in 0..rank {
+        let l = if i < rank - lhs.len() {
+            1
+        } else {
+            lhs[i - (rank - lhs.len())]
+        };
+        let r = if i < rank - rhs.len() {
+            1
+        } else {
+            rhs[i - (rank - rhs.len())]
+        };
+        out[i] = if l == r || r == 1 {
+            l
+        } else if l == 1 {
+            r
+        } else {
+            return Err(TensorError::Broadcast {
+                op,
+                lhs: lhs.to_vec(),
+                rhs: rhs.to_vec(),
+            });
+        };
+    }
+    Ok(out)
+}
+
+/// Strides of `shape` seen as broadcast to `out` (0 on broadcast axes); `out` has the higher rank.
+pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Shape {
+    let own = contiguous_strides(shape);
+    let pad = out.len() - shape.len();
+    (0..out.len())
+        .map(|i| {
+            if i < pad || shape[i - pad] == 1 {
+                0
+            } else {
+                own[i - pad]
+            }
+        })
+        .collect()
+}
+
+/// Visits every element of the broadcast of `a` and `b` in row-major order of `out`.
+#[inline]
+fn zip_broadcast<E: Float>(
+    out: &[usize],
+    a: &Tensor<E>,
+    b: &Tensor<E>,
+    mut f: impl FnMut(E, E) -> E,
+) -> Storage<E> {
+    let n = crate::tensor::numel(out);
+    let mut data = Storage::with_capacity(n);
+    if n == 0 {
+        return data;
+    }
+    let sa = broadcast_strides(&a.shape, out);
+    let sb = broadcast_strides(&b.shape, out);
+    let rank = out.len();
+    let inner = out[rank - 1];
+    let (ia, ib) = (sa[rank - 1], sb[rank - 1]);
+    let outer = n / inner;
+    let mut idx: Shape = SmallVec::from_elem(0, rank);
+    let (ad, bd) = (a.as_slice(), b.as_slice());
+    for _ in 0..outer {
+        let mut oa = 0;
+        let mut ob = 0;
+        for d in 0..rank - 1 {
+            oa += idx[d] * sa[d];
+            ob += idx[d] * sb[d];
+        }
+        match (ia, ib) {
+            (1, 1) => data.extend(
+                ad[oa..oa + inner]
+                    .iter()
+                    .zip(&bd[ob..ob + inner])
+                    .map(|(&x, &y)| f(x, y)),
+            ),
+            (1, 0) => {
+                let y = bd[ob];
+                data.extend(ad[oa..oa + inner].iter().map(|&x| f(x, y)));
+            }
+            (0, 1) => {
+                let x = ad[oa];
+                data.extend(bd[ob..ob + inner].iter().map(|&y| f(x, y)));
+            }
+            _ => data.extend((0..inner).map(|j| f(ad[oa + j * ia], bd[ob + j * ib]))),
+        }
+        for d in (0..rank - 1).rev() {
+            idx[d] += 1;
+            if idx[d] < out[d] {
+                break;
+            }
+            idx[d] = 0;
+        }
+    }
+    data
+}
+
+impl<E: Float> Tensor<E> {
+    /// Applies `f` to every element.
+    #[inline]
+    pub fn map(&self, f: impl Fn(E) -> E) -> Tensor<E> {
+        Tensor::from_parts(
+            self.data.iter().map(|&v| f(v)).collect(),
+            self.shape.clone(),
+        )
+    }
+
+    /// Applies `f` to every element in place.
+    #[inline]
+    pub fn map_inplace(&mut self, f: impl Fn(E) -> E) {
+        self.data.iter_mut().for_each(|v| *v = f(*v));
+    }
+
+    /// Combines two tensors elementwise with NumPy broadcasting.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] naming `op` when the shapes do not broadcast.
+    #[inline]
+    pub fn zip_with(
+        &self,
+        other: &Tensor<E>,
+        op: &'static str,
+        f: impl Fn(E, E) -> E,
+    ) -> Result<Tensor<E>> {
+        if self.shape == other.shape {
+            let data = self
+                .data
+                .iter()
+                .zip(&other.data)
+                .map(|(&a, &b)| f(a, b))
+                .collect();
+            return Ok(Tensor::from_parts(data, self.shape.clone()));
+        }
+        if other.data.len() == 1 && other.rank() <= self.rank() {
+            let b = other.data[0];
+            return Ok(self.map(|a| f(a, b)));
+        }
+        if self.data.len() == 1 && self.rank() <= other.rank() {
+            let a = self.data[0];
+            return Ok(other.map(|b| f(a, b)));
+        }
+        let out = broadcast_shape(op, &self.shape, &other.shape)?;
+        let data = zip_broadcast(&out, self, other, f);
+        Ok(Tensor::from_parts(data, out))
+    }
+
+    /// In place `self = f(self, other)` where `other` broadcasts to `self`'s shape.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] when `other` does not broadcast to `self`'s shape.
+    pub fn zip_inplace(
+        &mut self,
+        other: &Tensor<E>,
+        op: &'static str,
+        f: impl Fn(E, E) -> E,
+    ) -> Result<()> {
+        if self.shape == other.shape {
+            self.data
+                .iter_mut()
+                .zip(&other.data)
+                .for_each(|(a, &b)| *a = f(*a, b));
+            return Ok(());
+        }
+        let out = broadcast_shape(op, &self.shape, &other.shape)?;
+        if out != self.shape {
+            return Err(TensorError::Broadcast {
+                op,
+                lhs: self.shape.to_vec(),
+                rhs: other.shape.to_vec(),
+            });
+        }
+        let data = zip_broadcast(&out, self, other, f);
+        self.data = data;
+        Ok(())
+    }
+
+    /// `self += other` (other broadcast to self's shape), reusing self's buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] when `other` does not broadcast to `self`'s shape.
+    pub fn add_assign(&mut self, other: &Tensor<E>) -> Result<()> {
+        self.zip_inplace(other, "add_assign", |a, b| a + b)
+    }
+
+    /// `self += alpha * other` for tensors of the same shape (an axpy), reusing self's buffer.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::ShapeMismatch`] when the shapes differ.
+    pub fn scaled_add_assign(&mut self, alpha: E, other: &Tensor<E>) -> Result<()> {
+        if self.shape != other.shape {
+            return Err(TensorError::ShapeMismatch {
+                op: "scaled_add_assign",
+                lhs: self.shape.to_vec(),
+                rhs: other.shape.to_vec(),
+            });
+        }
+        self.data
+            .iter_mut()
+            .zip(&other.data)
+            .for_each(|(a, &b)| *a += alpha * b);
+        Ok(())
+    }
+}
+
+macro_rules! binary_ops {
+    ($($(#[$doc:meta])* $name:ident => |$a:ident, $b:ident| $body:expr;)*) => {
+        impl<E: Float> Tensor<E> {
+            $(
+                $(#[$doc])*
+                ///
+                /// # Errors
+                ///
+                /// [`TensorError::Broadcast`] when the shapes do not broadcast.
+                pub fn $name(&self, other: &Tensor<E>) -> Result<Tensor<E>> {
+                    self.zip_with(other, stringify!($name), |$a: E, $b: E| $body)
+                }
+            )*
+        }
+    };
+}
+
+binary_ops! {
+    /// Elementwise sum with broadcasting.
+    add => |a, b| a + b;
+    /// Elementwise difference with broadcasting.
+    sub => |a, b| a - b;
+    /// Elementwise product with broadcasting.
+    mul => |a, b| a * b;
+    /// Elementwise quotient with broadcasting.
+    div => |a, b| a / b;
+    /// Elementwise maximum with broadcasting.
+    maximum => |a, b| a.max(b);
+    /// Elementwise minimum with broadcasting.
+    minimum => |a, b| a.min(b);
+    /// Elementwise power `a^b` with broadcasting.
+    pow => |a, b| a.powf(b);
+    /// Mask: 1 where `a == b`, else 0 (with broadcasting).
+    eq => |a, b| if a == b { E::ONE } else { E::ZERO };
+    /// Mask: 1 where `a != b`, else 0 (with broadcasting).
+    ne => |a, b| if a != b { E::ONE } else { E::ZERO };
+    /// Mask: 1 where `a > b`, else 0 (with broadcasting).
+    gt => |a, b| if a > b { E::ONE } else { E::ZERO };
+    /// Mask: 1 where `a >= b`, else 0 (with broadcasting).
+    ge => |a, b| if a >= b { E::ONE } else { E::ZERO };
+    /// Mask: 1 where `a < b`, else 0 (with broadcasting).
+    lt => |a, b| if a < b { E::ONE } else { E::ZERO };
+    /// Mask: 1 where `a <= b`, else 0 (with broadcasting).
+    le => |a, b| if a <= b { E::ONE } else { E::ZERO };
+}
+
+macro_rules! unary_ops {
+    ($($(#[$doc:meta])* $name:ident => |$x:ident| $body:expr;)*) => {
+        impl<E: Float> Tensor<E> {
+            $(
+                $(#[$doc])*
+                pub fn $name(&self) -> Tensor<E> {
+                    self.map(|$x: E| $body)
+                }
+            )*
+        }
+    };
+}
+
+unary_ops! {
+    /// Elementwise negation.
+    neg => |x| -x;
+    /// Elementwise e^x.
+    exp => |x| x.exp();
+    /// Elementwise natural logarithm.
+    ln => |x| x.ln();
+    /// Elementwise square root.
+    sqrt => |x| x.sqrt();
+    /// Elementwise absolute value.
+    abs => |x| x.abs();
+    /// Elementwise x^2.
+    square => |x| x * x;
+    /// Elementwise 1 / x.
+    recip => |x| E::ONE / x;
+    /// Elementwise logistic sigmoid, stable for large |x|.
+    sigmoid => |x| x.sigmoid();
+    /// Elementwise hyperbolic tangent.
+    tanh => |x| x.tanh();
+    /// Elementwise max(x, 0).
+    relu => |x| x.max(E::ZERO);
+    /// Elementwise ln(1 + e^x), stable for large |x|.
+    softplus => |x| x.softplus();
+}
+
+impl<E: Float> Tensor<E> {
+    /// Elementwise x^p for a scalar exponent.
+    pub fn powf(&self, p: E) -> Tensor<E> {
+        self.map(|x| x.powf(p))
+    }
+
+    /// Adds a scalar to every element.
+    pub fn add_scalar(&self, c: E) -> Tensor<E> {
+        self.map(|x| x + c)
+    }
+
+    /// Multiplies every element by a scalar.
+    pub fn mul_scalar(&self, c: E) -> Tensor<E> {
+        self.map(|x| x * c)
+    }
+
+    /// Clamps every element into `[low, high]`.
+    pub fn clamp(&self, low: E, high: E) -> Tensor<E> {
+        self.map(|x| x.max(low).min(high))
+    }
+}

@@ -1,0 +1,48 @@
+//! Dense `f32`/`f64` tensors for tapegrad: NumPy broadcasting, reductions, shape ops and matrix
+//! products on the `matrixmultiply` crate's kernels.
+//!
+//! Tensors are row-major and own their data. Shapes up to rank 4 and data up to four elements
+//! live inline (no heap allocation), so the scalar graph nodes of `tapegrad-autodiff` stay cheap.
+//!
+//! ```
+//! use tapegrad_tensor::Tensor;
+//!
+//! // 10 samples with 3 features times a 3 x 7 weight matrix: 7 features per sample.
+//! let x = Tensor::<f32>::ones(&[10, 3]);
+//! let w = Tensor::<f32>::full(&[3, 7], 0.5);
+//! let h = x.matmul(&w)?;
+//! assert_eq!(h.shape(), &[10, 7]);
+//! assert_eq!(h.get(&[0, 0])?, 1.5);
+//!
+//! // Broadcasting: a bias row is added to every sample.
+//! let b = Tensor::<f32>::full(&[7], 1.0);
+//! assert_eq!(h.add(&b)?.get(&[9, 6])?, 2.5);
+//!
+//! // Errors name the op and the shapes.
+//! let err = x.matmul(&x).unwrap_err();
+//! assert_eq!(err.to_string(), "shape mismatch in matmul: lhs [10, 3], rhs [10, 3]");
+//! # Ok::<(), tapegrad_tensor::TensorError>(())
+//! ```
+//!
+//! # Threads
+//!
+//! With the `threads` feature (on by default) large products use matrixmultiply's thread pool.
+//! The environment variable `MATMUL_NUM_THREADS` sets the largest thread count (1 to 4; the
+//! default is the number of physical cores); it is read once, at the first product.
+#![deny(missing_docs)]
+
+mod display;
+mod elementwise;
+mod error;
+mod float;
+mod matmul;
+mod ops;
+mod reduce;
+mod shape_ops;
+mod tensor;
+
+pub use elementwise::broadcast_shape;
+pub use error::{Result, TensorError};
+pub use float::Float;
+pub use matmul::{Transpose, gemm_into};
+pub use tensor::{Shape, Tensor, contiguous_strides, numel};

@@ -1,0 +1,197 @@
+//! Matrix products on matrixmultiply's `sgemm`/`dgemm`, with transposes passed as strides.
+
+use smallvec::SmallVec;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+use crate::tensor::{Shape, Storage, Tensor};
+
+/// How an operand enters a product: as stored, or transposed (last two axes swapped) without
+/// being copied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transpose {
+    /// Use the operand as stored.
+    No,
+    /// Use the operand with its last two axes swapped (read through strides, never copied).
+    Yes,
+}
+
+/// A matrix view: batch count, rows, columns and strides of one operand as the product sees it.
+struct View {
+    batch: usize,
+    rows: usize,
+    cols: usize,
+    rs: isize,
+    cs: isize,
+    batch_stride: usize,
+}
+
+fn view<E: Float>(op: &'static str, t: &Tensor<E>, tr: Transpose) -> Result<View> {
+    let (batch, r, c) = match t.shape() {
+        [r, c] => (1, *r, *c),
+        [b, r, c] => (*b, *r, *c),
+        s => {
+            return Err(TensorError::Rank {
+                op,
+                expected: "rank-2 or rank-3 operands",
+                shape: s.to_vec(),
+            });
+        }
+    };
+    let batch_stride = if batch == 1 { 0 } else { r * c };
+    Ok(match tr {
+        Transpose::No => View {
+            batch,
+            rows: r,
+            cols: c,
+            rs: c as isize,
+            cs: 1,
+            batch_stride,
+        },
+        Transpose::Yes => View {
+            batch,
+            rows: c,
+            cols: r,
+            rs: 1,
+            cs: c as isize,
+            batch_stride,
+        },
+    })
+}
+
+/// Writes `out = alpha * op(a) op(b) + beta * out` where `out` already has the product's shape.
+///
+/// This is the in-place kernel entry that autodiff uses to accumulate matmul gradients straight
+/// into gradient buffers (`beta = 1`) without temporaries.
+///
+/// # Errors
+///
+/// [`TensorError::Rank`] for operands that are not rank 2 or 3, and
+/// [`TensorError::ShapeMismatch`] when inner sizes, batch sizes or `out`'s shape do not fit.
+pub fn gemm_into<E: Float>(
+    a: &Tensor<E>,
+    ta: Transpose,
+    b: &Tensor<E>,
+    tb: Transpose,
+    alpha: E,
+    beta: E,
+    out: &mut Tensor<E>,
+) -> Result<()> {
+    let (va, vb) = (view("matmul", a, ta)?, view("matmul", b, tb)?);
+    let shape = product_shape(a, &va, b, &vb)?;
+    if out.shape() != shape.as_slice() {
+        return Err(TensorError::ShapeMismatch {
+            op: "matmul (output)",
+            lhs: shape.to_vec(),
+            rhs: out.shape().to_vec(),
+        });
+    }
+    run_gemm(
+        &va,
+        a.as_slice(),
+        &vb,
+        b.as_slice(),
+        alpha,
+        beta,
+        out.as_mut_slice(),
+    );
+    Ok(())
+}
+
+fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -> Result<Shape> {
+    let batch_ok = va.batch == vb.batch || va.batch == 1 || vb.batch == 1;
+    if va.cols != vb.rows || !batch_ok {
+        return Err(TensorError::ShapeMismatch {
+            op: "matmul",
+            lhs: a.shape().to_vec(),
+            rhs: b.shape().to_vec(),
+        });
+    }
+    let batch = va.batch.max(vb.batch);
+    Ok(if a.rank() == 3 || b.rank() == 3 {
+        SmallVec::from_slice(&[batch, va.rows, vb.cols])
+    } else {
+        SmallVec::from_slice(&[va.rows, vb.cols])
+    })
+}
+
+fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E, c: &mut [E]) {
+    let (m, k, n) = (va.rows, va.cols, vb.cols);
+    let batch = va.batch.max(vb.batch);
+    if m == 0 || n == 0 {
+        return;
+    }
+    for i in 0..batch {
+        let cs = &mut c[i * m * n..(i + 1) * m * n];
+        if k == 0 {
+            cs.iter_mut().for_each(|v| *v = beta * *v);
+            continue;
+        }
+        let ap = a[i * va.batch_stride..].as_ptr();
+        let bp = b[i * vb.batch_stride..].as_ptr();
+        // SAFETY: the views were built from these tensors' shapes, so every index the kernel
+        // reads lies inside `a` and `b`, and `cs` holds exactly m * n elements it owns.
+        unsafe {
+            E::gemm(
+                m,
+                k,
+                n,
+                alpha,
+                ap,
+                va.rs,
+                va.cs,
+                bp,
+                vb.rs,
+                vb.cs,
+                beta,
+                cs.as_mut_ptr(),
+                n as isize,
+                1,
+            );
+        }
+    }
+}
+
+impl<E: Float> Tensor<E> {
+    /// The matrix product: `[m, k] x [k, n] -> [m, n]`, or batched `[b, m, k] x [b, k, n] ->
+    /// [b, m, n]` where either operand may have batch 1 (or be rank 2) and is broadcast.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let a = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
+    /// let b = Tensor::<f64>::eye(2);
+    /// assert_eq!(a.matmul(&b)?, a);
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Rank`] unless both operands have rank 2 or 3;
+    /// [`TensorError::ShapeMismatch`] when inner sizes or batch sizes disagree.
+    pub fn matmul(&self, other: &Tensor<E>) -> Result<Tensor<E>> {
+        self.matmul_t(Transpose::No, other, Transpose::No)
+    }
+
+    /// The product of optionally transposed operands, `op(self) op(other)`, reading transposes
+    /// through strides (no copy): `a.matmul_t(Transpose::Yes, &g, Transpose::No)` is `A^T G`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::matmul`], for the transposed shapes.
+    pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
+        let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
+        let shape = product_shape(self, &va, other, &vb)?;
+        let n: usize = shape.iter().product();
+        let mut data: Storage<E> = SmallVec::from_elem(E::ZERO, n);
+        run_gemm(
+            &va,
+            self.as_slice(),
+            &vb,
+            other.as_slice(),
+            E::ONE,
+            E::ZERO,
+            &mut data,
+        );
+        Ok(Tensor::from_parts(data, shape))
+    }
+}

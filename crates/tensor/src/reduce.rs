@@ -1,0 +1,261 @@
+//! Reductions: whole-tensor and per-axis, and `sum_to`, the reverse of broadcasting.
+
+use smallvec::SmallVec;
+
+use crate::elementwise::broadcast_strides;
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+use crate::tensor::{Shape, Storage, Tensor, numel};
+
+/// Splits a shape around `axis` into `(outer, size of axis, inner)` element counts.
+pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
+    (
+        shape[..axis].iter().product(),
+        shape[axis],
+        shape[axis + 1..].iter().product(),
+    )
+}
+
+pub(crate) fn check_axis(op: &'static str, shape: &[usize], axis: usize) -> Result<()> {
+    if axis >= shape.len() {
+        return Err(TensorError::Axis {
+            op,
+            axis,
+            shape: shape.to_vec(),
+        });
+    }
+    Ok(())
+}
+
+fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Shape {
+    let mut out = Shape::from_slice(shape);
+    if keepdim {
+        out[axis] = 1;
+    } else {
+        out.remove(axis);
+    }
+    out
+}
+
+impl<E: Float> Tensor<E> {
+    /// The sum of all elements, as a rank-0 tensor (0 for an empty tensor).
+    pub fn sum(&self) -> Tensor<E> {
+        Tensor::scalar(self.data.iter().copied().sum())
+    }
+
+    /// The mean of all elements, as a rank-0 tensor (NaN for an empty tensor, as in NumPy).
+    pub fn mean(&self) -> Tensor<E> {
+        let n = E::from_usize(self.len());
+        Tensor::scalar(self.data.iter().copied().sum::<E>() / n)
+    }
+
+    fn fold_axis(
+        &self,
+        op: &'static str,
+        axis: usize,
+        keepdim: bool,
+        init: E,
+        f: impl Fn(E, E) -> E,
+    ) -> Result<Tensor<E>> {
+        check_axis(op, &self.shape, axis)?;
+        let (outer, n, inner) = split_at_axis(&self.shape, axis);
+        let mut data: Storage<E> = SmallVec::from_elem(init, outer * inner);
+        for o in 0..outer {
+            let out = &mut data[o * inner..(o + 1) * inner];
+            for j in 0..n {
+                let row = &self.data[(o * n + j) * inner..(o * n + j + 1) * inner];
+                out.iter_mut().zip(row).for_each(|(a, &b)| *a = f(*a, b));
+            }
+        }
+        Ok(Tensor::from_parts(
+            data,
+            reduced_shape(&self.shape, axis, keepdim),
+        ))
+    }
+
+    /// Sums along `axis`; `keepdim` keeps that axis with size 1.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn sum_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
+        self.fold_axis("sum_axis", axis, keepdim, E::ZERO, |a, b| a + b)
+    }
+
+    /// Means along `axis`; `keepdim` keeps that axis with size 1.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn mean_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
+        check_axis("mean_axis", &self.shape, axis)?;
+        let n = E::from_usize(self.shape[axis]);
+        let mut t = self.fold_axis("mean_axis", axis, keepdim, E::ZERO, |a, b| a + b)?;
+        t.map_inplace(|v| v / n);
+        Ok(t)
+    }
+
+    /// Maxima along `axis` (negative infinity for an empty axis).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn max_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
+        self.fold_axis("max_axis", axis, keepdim, E::neg_infinity(), |a, b| {
+            if b > a { b } else { a }
+        })
+    }
+
+    /// The index of the first maximum along `axis`, for every other position, as plain indices in
+    /// row-major order of the reduced shape.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`; [`TensorError::Invalid`] when the axis is empty.
+    pub fn argmax_indices(&self, axis: usize) -> Result<Vec<usize>> {
+        check_axis("argmax_axis", &self.shape, axis)?;
+        let (outer, n, inner) = split_at_axis(&self.shape, axis);
+        if n == 0 {
+            return Err(TensorError::Invalid {
+                op: "argmax_axis",
+                reason: format!("axis {axis} of shape {:?} is empty", self.shape()),
+            });
+        }
+        let mut out = vec![0usize; outer * inner];
+        for o in 0..outer {
+            for i in 0..inner {
+                let mut best = self.data[o * n * inner + i];
+                for j in 1..n {
+                    let v = self.data[(o * n + j) * inner + i];
+                    if v > best {
+                        best = v;
+                        out[o * inner + i] = j;
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The index of the first maximum along `axis`, as a tensor of (exactly representable)
+    /// float indices; `keepdim` keeps that axis with size 1.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::argmax_indices`].
+    pub fn argmax_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
+        let idx = self.argmax_indices(axis)?;
+        Ok(Tensor::from_parts(
+            idx.into_iter().map(E::from_usize).collect(),
+            reduced_shape(&self.shape, axis, keepdim),
+        ))
+    }
+
+    /// Sums a (broadcast) tensor back down to `shape`, the shape of an operand it was broadcast
+    /// from: the gradient of broadcasting.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] when `shape` does not broadcast to this tensor's shape.
+    pub fn sum_to(&self, shape: &[usize]) -> Result<Tensor<E>> {
+        if self.shape.as_slice() == shape {
+            return Ok(self.clone());
+        }
+        let err = || TensorError::Broadcast {
+            op: "sum_to",
+            lhs: self.shape.to_vec(),
+            rhs: shape.to_vec(),
+        };
+        if shape.len() > self.rank() {
+            return Err(err());
+        }
+        let pad = self.rank() - shape.len();
+        for (i, &d) in shape.iter().enumerate() {
+            if d != 1 && d != self.shape[pad + i] {
+                return Err(err());
+            }
+        }
+        let n_out = numel(shape);
+        if n_out == 1 {
+            return Ok(Tensor::from_parts(
+                SmallVec::from_elem(self.data.iter().copied().sum(), 1),
+                Shape::from_slice(shape),
+            ));
+        }
+        let mut data: Storage<E> = SmallVec::from_elem(E::ZERO, n_out);
+        if self.is_empty() {
+            return Ok(Tensor::from_parts(data, Shape::from_slice(shape)));
+        }
+        // Leading axes that are reduced entirely: fold rows onto the output when the trailing
+        // part matches (the common bias-gradient case [n, m] -> [m] or [1, m]).
+        let trailing: usize = self.shape[pad..].iter().product();
+        if trailing == n_out && shape.iter().zip(&self.shape[pad..]).all(|(a, b)| a == b) {
+            for row in self.data.chunks_exact(n_out) {
+                data.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+            }
+            return Ok(Tensor::from_parts(data, Shape::from_slice(shape)));
+        }
+        let strides = broadcast_strides(shape, &self.shape);
+        let rank = self.rank();
+        let mut idx: Shape = SmallVec::from_elem(0, rank);
+        for &v in self.data.iter() {
+            let off: usize = idx.iter().zip(&strides).map(|(i, s)| i * s).sum();
+            data[off] += v;
+            for d in (0..rank).rev() {
+                idx[d] += 1;
+                if idx[d] < self.shape[d] {
+                    break;
+                }
+                idx[d] = 0;
+            }
+        }
+        Ok(Tensor::from_parts(data, Shape::from_slice(shape)))
+    }
+
+    /// Softmax along `axis`: exp(x - max) / sum(exp(x - max)) (no overflow at +-1000).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn softmax(&self, axis: usize) -> Result<Tensor<E>> {
+        self.normalize_axis("softmax", axis, |shifted, sum| shifted.exp() / sum)
+    }
+
+    /// Log-softmax along `axis`: (x - max) - ln(sum(exp(x - max))), finite for logits of +-1000.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn log_softmax(&self, axis: usize) -> Result<Tensor<E>> {
+        self.normalize_axis("log_softmax", axis, |shifted, sum| shifted - sum.ln())
+    }
+
+    /// Shared loop of softmax and log-softmax: `f(x - max, sum(exp(x - max)))` along `axis`.
+    fn normalize_axis(
+        &self,
+        op: &'static str,
+        axis: usize,
+        f: impl Fn(E, E) -> E,
+    ) -> Result<Tensor<E>> {
+        check_axis(op, &self.shape, axis)?;
+        let (outer, n, inner) = split_at_axis(&self.shape, axis);
+        let mut out = self.clone();
+        for o in 0..outer {
+            for i in 0..inner {
+                let at = |j: usize| (o * n + j) * inner + i;
+                let mut m = E::neg_infinity();
+                for j in 0..n {
+                    m = m.max(self.data[at(j)]);
+                }
+                let mut s = E::ZERO;
+                for j in 0..n {
+                    s += (self.data[at(j)] - m).exp();
+                }
+                for j in 0..n {
+                    out.data[at(j)] = f(self.data[at(j)] - m, s);
+                }
+            }
+        }
+        Ok(out)
+    }
+}

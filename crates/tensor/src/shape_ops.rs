@@ -1,0 +1,233 @@
+//! Shape ops: reshape, transpose, broadcast, concat, narrow, row selection, gather, one-hot.
+
+use smallvec::SmallVec;
+
+use crate::elementwise::broadcast_shape;
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+use crate::reduce::{check_axis, split_at_axis};
+use crate::tensor::{Shape, Storage, Tensor, numel};
+
+impl<E: Float> Tensor<E> {
+    /// The same elements under a new shape with the same element count.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::DataLength`] when the element counts differ.
+    pub fn reshape(&self, shape: &[usize]) -> Result<Tensor<E>> {
+        if numel(shape) != self.len() {
+            return Err(TensorError::DataLength {
+                op: "reshape",
+                len: self.len(),
+                shape: shape.to_vec(),
+                expected: numel(shape),
+            });
+        }
+        Ok(Tensor::from_parts(
+            self.data.clone(),
+            Shape::from_slice(shape),
+        ))
+    }
+
+    /// Swaps the last two axes (a matrix transpose, batched over leading axes). Tensors of rank
+    /// 0 and 1 are returned unchanged, as in PyTorch's `t()`.
+    pub fn t(&self) -> Tensor<E> {
+        let r = self.rank();
+        if r < 2 {
+            return self.clone();
+        }
+        let (m, n) = (self.shape[r - 2], self.shape[r - 1]);
+        let batch = self.len() / (m * n).max(1);
+        let mut data = Storage::with_capacity(self.len());
+        for b in 0..batch {
+            let src = &self.data[b * m * n..(b + 1) * m * n];
+            for j in 0..n {
+                data.extend((0..m).map(|i| src[i * n + j]));
+            }
+        }
+        let mut shape = self.shape.clone();
+        shape.swap(r - 2, r - 1);
+        Tensor::from_parts(data, shape)
+    }
+
+    /// Broadcasts to `shape` under NumPy rules, materializing the result.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] when this tensor's shape does not broadcast to `shape`.
+    pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor<E>> {
+        let out = broadcast_shape("broadcast_to", &self.shape, shape)?;
+        if out.as_slice() != shape {
+            return Err(TensorError::Broadcast {
+                op: "broadcast_to",
+                lhs: self.shape.to_vec(),
+                rhs: shape.to_vec(),
+            });
+        }
+        Tensor::zeros(shape).zip_with(self, "broadcast_to", |_, b| b)
+    }
+
+    /// Joins tensors along `axis`; all other axes must agree.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Invalid`] for an empty list, [`TensorError::Axis`] for a bad axis, and
+    /// [`TensorError::ShapeMismatch`] naming the first tensor that does not fit.
+    pub fn concat(tensors: &[&Tensor<E>], axis: usize) -> Result<Tensor<E>> {
+        let first = tensors.first().ok_or_else(|| TensorError::Invalid {
+            op: "concat",
+            reason: "no tensors to concatenate".into(),
+        })?;
+        check_axis("concat", &first.shape, axis)?;
+        let mut shape = first.shape.clone();
+        shape[axis] = 0;
+        for t in tensors {
+            let fits = t.rank() == first.rank()
+                && t.shape
+                    .iter()
+                    .zip(&first.shape)
+                    .enumerate()
+                    .all(|(i, (a, b))| i == axis || a == b);
+            if !fits {
+                return Err(TensorError::ShapeMismatch {
+                    op: "concat",
+                    lhs: first.shape.to_vec(),
+                    rhs: t.shape.to_vec(),
+                });
+            }
+            shape[axis] += t.shape[axis];
+        }
+        let (outer, _, inner) = split_at_axis(&first.shape, axis);
+        let mut data = Storage::with_capacity(numel(&shape));
+        for o in 0..outer {
+            for t in tensors {
+                let chunk = t.shape[axis] * inner;
+                data.extend_from_slice(&t.data[o * chunk..(o + 1) * chunk]);
+            }
+        }
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    /// The slice `start..start + len` along `axis`.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] for a bad axis, [`TensorError::Index`] when the range leaves the axis.
+    pub fn narrow(&self, axis: usize, start: usize, len: usize) -> Result<Tensor<E>> {
+        check_axis("narrow", &self.shape, axis)?;
+        if start
+            .checked_add(len)
+            .is_none_or(|end| end > self.shape[axis])
+        {
+            return Err(TensorError::Index {
+                op: "narrow",
+                index: vec![start, start.saturating_add(len)],
+                shape: self.shape.to_vec(),
+            });
+        }
+        let (outer, n, inner) = split_at_axis(&self.shape, axis);
+        let mut data = Storage::with_capacity(outer * len * inner);
+        for o in 0..outer {
+            let base = o * n * inner;
+            data.extend_from_slice(&self.data[base + start * inner..base + (start + len) * inner]);
+        }
+        let mut shape = self.shape.clone();
+        shape[axis] = len;
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    /// The rows (entries of axis 0) at `indices`, in that order: how mini-batches are taken.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Rank`] for a scalar, [`TensorError::Index`] naming the first bad index.
+    pub fn select_rows(&self, indices: &[usize]) -> Result<Tensor<E>> {
+        if self.rank() == 0 {
+            return Err(TensorError::Rank {
+                op: "select_rows",
+                expected: "a tensor of rank 1 or more",
+                shape: vec![],
+            });
+        }
+        let row = self.len() / self.shape[0].max(1);
+        let mut data = Storage::with_capacity(indices.len() * row);
+        for &i in indices {
+            if i >= self.shape[0] {
+                return Err(TensorError::Index {
+                    op: "select_rows",
+                    index: vec![i],
+                    shape: self.shape.to_vec(),
+                });
+            }
+            data.extend_from_slice(&self.data[i * row..(i + 1) * row]);
+        }
+        let mut shape = self.shape.clone();
+        shape[0] = indices.len();
+        Ok(Tensor::from_parts(data, shape))
+    }
+
+    /// Picks one element per row along the last axis: for `[n, k]` and `n` class indices, the
+    /// `[n]` tensor of `self[i, indices[i]]` (the scores of the true classes).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Rank`] for a scalar, [`TensorError::ShapeMismatch`] when the index count is
+    /// not the number of rows, [`TensorError::Index`] for an index past the last axis.
+    pub fn gather(&self, indices: &[usize]) -> Result<Tensor<E>> {
+        let r = self.rank();
+        if r == 0 {
+            return Err(TensorError::Rank {
+                op: "gather",
+                expected: "a tensor of rank 1 or more",
+                shape: vec![],
+            });
+        }
+        let k = self.shape[r - 1];
+        let rows = numel(&self.shape[..r - 1]);
+        if indices.len() != rows {
+            return Err(TensorError::ShapeMismatch {
+                op: "gather",
+                lhs: self.shape.to_vec(),
+                rhs: vec![indices.len()],
+            });
+        }
+        let mut data = Storage::with_capacity(rows);
+        for (row, &c) in indices.iter().enumerate() {
+            if c >= k {
+                return Err(TensorError::Index {
+                    op: "gather",
+                    index: vec![row, c],
+                    shape: self.shape.to_vec(),
+                });
+            }
+            data.push(self.data[row * k + c]);
+        }
+        Ok(Tensor::from_parts(
+            data,
+            Shape::from_slice(&self.shape[..r - 1]),
+        ))
+    }
+
+    /// One-hot rows: `[labels.len(), num_classes]` with a 1 at each label.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Index`] naming the first label `>= num_classes`.
+    pub fn one_hot(labels: &[usize], num_classes: usize) -> Result<Tensor<E>> {
+        let mut data: Storage<E> = SmallVec::from_elem(E::ZERO, labels.len() * num_classes);
+        for (i, &c) in labels.iter().enumerate() {
+            if c >= num_classes {
+                return Err(TensorError::Index {
+                    op: "one_hot",
+                    index: vec![i, c],
+                    shape: vec![labels.len(), num_classes],
+                });
+            }
+            data[i * num_classes + c] = E::ONE;
+        }
+        Ok(Tensor::from_parts(
+            data,
+            SmallVec::from_slice(&[labels.len(), num_classes]),
+        ))
+    }
+}

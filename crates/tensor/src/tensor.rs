@@ -1,0 +1,280 @@
+//! The `Tensor` type: storage, constructors and element access.
+
+use rand::{Rng, RngExt};
+use smallvec::SmallVec;
+
+use crate::error::{Result, TensorError};
+use crate::float::Float;
+
+/// A shape: the size of each axis, stored inline (no heap allocation) up to rank 4.
+pub type Shape = SmallVec<[usize; 4]>;
+
+/// Element storage: up to four elements live inline, so scalars and tiny tensors never touch the
+/// heap (a scalar graph node must cost tens of nanoseconds, not an allocation).
+pub(crate) type Storage<E> = SmallVec<[E; 4]>;
+
+/// A dense, row-major tensor of `f32` (the default) or `f64` of any rank, including 0 (scalars).
+///
+/// ```
+/// use tapegrad_tensor::Tensor;
+/// let x = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0, 5.0, 6.0], &[2, 3])?;
+/// assert_eq!(x.shape(), &[2, 3]);
+/// assert_eq!(x.get(&[1, 2])?, 6.0);
+/// assert_eq!(x.sum().item()?, 21.0);
+/// # Ok::<(), tapegrad_tensor::TensorError>(())
+/// ```
+#[derive(Clone, PartialEq)]
+pub struct Tensor<E: Float = f32> {
+    pub(crate) shape: Shape,
+    pub(crate) data: Storage<E>,
+}
+
+/// The number of elements of a shape (1 for rank 0).
+pub fn numel(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
+impl<E: Float> Tensor<E> {
+    pub(crate) fn from_parts(data: Storage<E>, shape: Shape) -> Self {
+        debug_assert_eq!(data.len(), numel(&shape));
+        Tensor { shape, data }
+    }
+
+    pub(crate) fn from_vec_unchecked(data: Vec<E>, shape: &[usize]) -> Self {
+        Self::from_parts(Storage::from_vec(data), Shape::from_slice(shape))
+    }
+
+    /// A tensor from a row-major buffer and a shape.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::DataLength`] when `data.len()` is not the product of `shape`.
+    pub fn from_vec(data: Vec<E>, shape: &[usize]) -> Result<Self> {
+        let expected = numel(shape);
+        if data.len() != expected {
+            return Err(TensorError::DataLength {
+                op: "from_vec",
+                len: data.len(),
+                shape: shape.to_vec(),
+                expected,
+            });
+        }
+        Ok(Self::from_vec_unchecked(data, shape))
+    }
+
+    /// A tensor from a slice and a shape (copies the slice).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::DataLength`] when `data.len()` is not the product of `shape`.
+    pub fn from_slice(data: &[E], shape: &[usize]) -> Result<Self> {
+        let expected = numel(shape);
+        if data.len() != expected {
+            return Err(TensorError::DataLength {
+                op: "from_slice",
+                len: data.len(),
+                shape: shape.to_vec(),
+                expected,
+            });
+        }
+        Ok(Self::from_parts(
+            Storage::from_slice(data),
+            Shape::from_slice(shape),
+        ))
+    }
+
+    /// A rank-0 tensor holding one value (no heap allocation).
+    pub fn scalar(value: E) -> Self {
+        let mut data = Storage::new();
+        data.push(value);
+        Tensor {
+            shape: Shape::new(),
+            data,
+        }
+    }
+
+    /// A tensor of the given shape with every element `value`.
+    pub fn full(shape: &[usize], value: E) -> Self {
+        Self::from_parts(
+            SmallVec::from_elem(value, numel(shape)),
+            Shape::from_slice(shape),
+        )
+    }
+
+    /// A tensor of zeros.
+    pub fn zeros(shape: &[usize]) -> Self {
+        Self::full(shape, E::ZERO)
+    }
+
+    /// A tensor of ones.
+    pub fn ones(shape: &[usize]) -> Self {
+        Self::full(shape, E::ONE)
+    }
+
+    /// The `n x n` identity matrix.
+    pub fn eye(n: usize) -> Self {
+        let mut t = Self::zeros(&[n, n]);
+        for i in 0..n {
+            t.data[i * n + i] = E::ONE;
+        }
+        t
+    }
+
+    /// A tensor of values drawn uniformly from `[low, high)`.
+    ///
+    /// The same seed gives the same tensor on every run and machine: values are drawn in f64 from
+    /// the generator's 53-bit uniform stream, then converted.
+    pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], low: E, high: E, rng: &mut R) -> Self {
+        let (lo, hi) = (low.to_f64(), high.to_f64());
+        let data = (0..numel(shape))
+            .map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>()))
+            .collect();
+        Self::from_parts(data, Shape::from_slice(shape))
+    }
+
+    /// A tensor of values drawn from a normal distribution with the given mean and standard
+    /// deviation (Box-Muller on the generator's f64 stream, so it is reproducible for a seed).
+    pub fn randn<R: Rng + ?Sized>(shape: &[usize], mean: E, std: E, rng: &mut R) -> Self {
+        let (mu, sigma) = (mean.to_f64(), std.to_f64());
+        let n = numel(shape);
+        let mut data = Storage::with_capacity(n);
+        while data.len() < n {
+            let (z0, z1) = standard_normal_pair(rng);
+            data.push(E::from_f64(mu + sigma * z0));
+            if data.len() < n {
+                data.push(E::from_f64(mu + sigma * z1));
+            }
+        }
+        Self::from_parts(data, Shape::from_slice(shape))
+    }
+
+    /// The size of each axis.
+    #[inline]
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// The number of axes (0 for a scalar).
+    #[inline]
+    pub fn rank(&self) -> usize {
+        self.shape.len()
+    }
+
+    /// The number of elements.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.data.len()
+    }
+
+    /// Whether the tensor holds no element (some axis has size 0).
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.data.is_empty()
+    }
+
+    /// The elements in row-major order.
+    #[inline]
+    pub fn as_slice(&self) -> &[E] {
+        &self.data
+    }
+
+    /// The elements in row-major order, mutable.
+    #[inline]
+    pub fn as_mut_slice(&mut self) -> &mut [E] {
+        &mut self.data
+    }
+
+    /// The elements as a new `Vec`.
+    pub fn to_vec(&self) -> Vec<E> {
+        self.data.to_vec()
+    }
+
+    /// The element type's name, `"f32"` or `"f64"`.
+    pub fn dtype(&self) -> &'static str {
+        E::DTYPE
+    }
+
+    /// The single element of a one-element tensor (of any rank).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::NotScalar`] when the tensor does not hold exactly one element.
+    pub fn item(&self) -> Result<E> {
+        if self.data.len() != 1 {
+            return Err(TensorError::NotScalar {
+                op: "item",
+                shape: self.shape.to_vec(),
+            });
+        }
+        Ok(self.data[0])
+    }
+
+    /// The element at a multi-index.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Index`] when the index has the wrong length or lies outside the shape.
+    pub fn get(&self, index: &[usize]) -> Result<E> {
+        if index.len() != self.rank() || index.iter().zip(&self.shape).any(|(i, d)| i >= d) {
+            return Err(TensorError::Index {
+                op: "get",
+                index: index.to_vec(),
+                shape: self.shape.to_vec(),
+            });
+        }
+        let offset = index
+            .iter()
+            .zip(self.strides())
+            .map(|(i, s)| i * s)
+            .sum::<usize>();
+        Ok(self.data[offset])
+    }
+
+    /// Row-major strides in elements.
+    pub fn strides(&self) -> Shape {
+        contiguous_strides(&self.shape)
+    }
+
+    /// Converts every element to another float type.
+    pub fn cast<F: Float>(&self) -> Tensor<F> {
+        Tensor::from_parts(
+            self.data.iter().map(|v| F::from_f64(v.to_f64())).collect(),
+            self.shape.clone(),
+        )
+    }
+
+    /// Whether every element is finite (no NaN, no infinity).
+    pub fn all_finite(&self) -> bool {
+        self.data.iter().all(|v| v.is_finite())
+    }
+
+    /// Overwrites this tensor with `other`'s shape and values, reusing the allocation.
+    pub fn assign(&mut self, other: &Tensor<E>) {
+        self.shape.clone_from(&other.shape);
+        self.data.clear();
+        self.data.extend_from_slice(&other.data);
+    }
+
+    /// Fills every element with `value`.
+    pub fn fill(&mut self, value: E) {
+        self.data.iter_mut().for_each(|v| *v = value);
+    }
+}
+
+/// Row-major strides of a shape.
+pub fn contiguous_strides(shape: &[usize]) -> Shape {
+    let mut strides: Shape = SmallVec::from_elem(1, shape.len());
+    for i in (0..shape.len().saturating_sub(1)).rev() {
+        strides[i] = strides[i + 1] * shape[i + 1];
+    }
+    strides
+}
+
+fn standard_normal_pair<R: Rng + ?Sized>(rng: &mut R) -> (f64, f64) {
+    // Box-Muller: u1 in (0, 1] keeps ln finite.
+    let u1 = 1.0 - rng.random::<f64>();
+    let u2 = rng.random::<f64>();
+    let r = (-2.0 * u1.ln()).sqrt();
+    let theta = 2.0 * std::f64::consts::PI * u2;
+    (r * theta.cos(), r * theta.sin())
+}

@@ -1,0 +1,383 @@
+//! Tensor crate tests: kernels against slow references, broadcasting, stability, edge shapes.
+
+use rand::SeedableRng;
+use rand::rngs::StdRng;
+use tapegrad_tensor::{Float, Tensor, TensorError, Transpose, gemm_into};
+
+/// The obviously correct triple loop, on explicitly transposed copies.
+fn reference_matmul<E: Float>(a: &Tensor<E>, b: &Tensor<E>) -> Vec<f64> {
+    let (m, k) = (a.shape()[0], a.shape()[1]);
+    let n = b.shape()[1];
+    let mut c = vec![0.0; m * n];
+    for i in 0..m {
+        for j in 0..n {
+            for p in 0..k {
+                c[i * n + j] += a.get(&[i, p]).unwrap().to_f64() * b.get(&[p, j]).unwrap().to_f64();
+            }
+        }
+    }
+    c
+}
+
+fn assert_close(got: &[f64], want: &[f64], tol: f64) {
+    assert_eq!(got.len(), want.len());
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        assert!(
+            (g - w).abs() <= tol * (1.0 + w.abs()),
+            "element {i}: got {g}, want {w}"
+        );
+    }
+}
+
+fn to_f64<E: Float>(t: &Tensor<E>) -> Vec<f64> {
+    t.as_slice().iter().map(|v| v.to_f64()).collect()
+}
+
+fn check_matmul<E: Float>(tol: f64, seed: u64) {
+    let mut rng = StdRng::seed_from_u64(seed);
+    for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 9, 33), (64, 1, 7), (70, 130, 65)] {
+        let a = Tensor::<E>::randn(&[m, k], E::ZERO, E::ONE, &mut rng);
+        let b = Tensor::<E>::randn(&[k, n], E::ZERO, E::ONE, &mut rng);
+        let want = reference_matmul(&a, &b);
+        assert_close(&to_f64(&a.matmul(&b).unwrap()), &want, tol);
+        // Transposed operands through strides give the same product.
+        let (at, bt) = (a.t(), b.t());
+        let got = at.matmul_t(Transpose::Yes, &bt, Transpose::Yes).unwrap();
+        assert_eq!(got.shape(), &[m, n]);
+        assert_close(&to_f64(&got), &want, tol);
+        let got = a.matmul_t(Transpose::No, &bt, Transpose::Yes).unwrap();
+        assert_close(&to_f64(&got), &want, tol);
+        // Accumulating into an existing buffer with beta = 1 doubles the product.
+        let mut c = a.matmul(&b).unwrap();
+        gemm_into(&a, Transpose::No, &b, Transpose::No, E::ONE, E::ONE, &mut c).unwrap();
+        let doubled: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
+        assert_close(&to_f64(&c), &doubled, tol);
+    }
+}
+
+#[test]
+fn matmul_matches_reference_f32() {
+    check_matmul::<f32>(1e-4, 1);
+}
+
+#[test]
+fn matmul_matches_reference_f64() {
+    check_matmul::<f64>(1e-12, 2);
+}
+
+#[test]
+fn batched_matmul_matches_reference_with_broadcast_batch() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let a = Tensor::<f64>::randn(&[4, 3, 5], 0.0, 1.0, &mut rng);
+    let b = Tensor::<f64>::randn(&[4, 5, 2], 0.0, 1.0, &mut rng);
+    let w = Tensor::<f64>::randn(&[5, 2], 0.0, 1.0, &mut rng);
+    let w1 = w.reshape(&[1, 5, 2]).unwrap();
+    let c = a.matmul(&b).unwrap();
+    let cw = a.matmul(&w).unwrap();
+    let cw1 = a.matmul(&w1).unwrap();
+    assert_eq!(c.shape(), &[4, 3, 2]);
+    assert_eq!(cw, cw1);
+    for i in 0..4 {
+        let ai = a.narrow(0, i, 1).unwrap().reshape(&[3, 5]).unwrap();
+        let bi = b.narrow(0, i, 1).unwrap().reshape(&[5, 2]).unwrap();
+        let ci = c.narrow(0, i, 1).unwrap();
+        assert_close(&to_f64(&ci), &reference_matmul(&ai, &bi), 1e-12);
+        let cwi = cw.narrow(0, i, 1).unwrap();
+        assert_close(&to_f64(&cwi), &reference_matmul(&ai, &w), 1e-12);
+    }
+    let bad = Tensor::<f64>::zeros(&[3, 5, 2]);
+    assert_eq!(
+        a.matmul(&bad).unwrap_err().to_string(),
+        "shape mismatch in matmul: lhs [4, 3, 5], rhs [3, 5, 2]"
+    );
+}
+
+#[test]
+fn matmul_errors_name_op_and_shapes() {
+    let a = Tensor::<f32>::zeros(&[2, 3]);
+    let b = Tensor::<f32>::zeros(&[4, 5]);
+    assert_eq!(
+        a.matmul(&b).unwrap_err().to_string(),
+        "shape mismatch in matmul: lhs [2, 3], rhs [4, 5]"
+    );
+    let v = Tensor::<f32>::zeros(&[3]);
+    assert_eq!(
+        a.matmul(&v).unwrap_err().to_string(),
+        "matmul expects rank-2 or rank-3 operands, got shape [3]"
+    );
+}
+
+#[test]
+fn broadcasting_table() {
+    let ok: &[(&[usize], &[usize], &[usize])] = &[
+        (&[2, 3], &[2, 3], &[2, 3]),
+        (&[2, 3], &[3], &[2, 3]),
+        (&[2, 3], &[1, 3], &[2, 3]),
+        (&[2, 1], &[1, 3], &[2, 3]),
+        (&[4, 1, 5], &[3, 1], &[4, 3, 5]),
+        (&[], &[2, 2], &[2, 2]),
+        (&[0, 3], &[3], &[0, 3]),
+        (&[1], &[0], &[0]),
+    ];
+    for &(a, b, want) in ok {
+        let x = Tensor::<f64>::ones(a);
+        let y = Tensor::<f64>::full(b, 2.0);
+        let z = x.add(&y).unwrap();
+        assert_eq!(z.shape(), want, "{a:?} + {b:?}");
+        assert!(z.as_slice().iter().all(|&v| v == 3.0));
+        // The gradient of broadcasting sums back to each operand's shape.
+        let back = z.sum_to(b).unwrap();
+        assert_eq!(back.shape(), b);
+        let reps = if y.is_empty() { 0 } else { z.len() / y.len() };
+        assert!(back.as_slice().iter().all(|&v| v == 3.0 * reps as f64));
+    }
+    let bad: &[(&[usize], &[usize], &str)] = &[
+        (
+            &[2, 3],
+            &[2],
+            "cannot broadcast in add: lhs [2, 3], rhs [2]",
+        ),
+        (
+            &[2, 3],
+            &[3, 2],
+            "cannot broadcast in add: lhs [2, 3], rhs [3, 2]",
+        ),
+        (
+            &[4, 2, 3],
+            &[4, 3],
+            "cannot broadcast in add: lhs [4, 2, 3], rhs [4, 3]",
+        ),
+    ];
+    for &(a, b, msg) in bad {
+        let err = Tensor::<f32>::ones(a).add(&Tensor::ones(b)).unwrap_err();
+        assert_eq!(err.to_string(), msg);
+    }
+}
+
+#[test]
+fn broadcast_values_follow_numpy() {
+    let col = Tensor::<f32>::from_vec(vec![1.0, 2.0], &[2, 1]).unwrap();
+    let row = Tensor::<f32>::from_vec(vec![10.0, 20.0, 30.0], &[3]).unwrap();
+    let z = col.mul(&row).unwrap();
+    assert_eq!(z.to_vec(), vec![10.0, 20.0, 30.0, 20.0, 40.0, 60.0]);
+    assert_eq!(
+        row.sub(&col).unwrap().to_vec(),
+        vec![9.0, 19.0, 29.0, 8.0, 18.0, 28.0]
+    );
+    assert_eq!(z.sum_to(&[2, 1]).unwrap().to_vec(), vec![60.0, 120.0]);
+    assert_eq!(z.sum_to(&[1, 3]).unwrap().to_vec(), vec![30.0, 60.0, 90.0]);
+    assert_eq!(
+        z.sum_to(&[2]).unwrap_err().to_string(),
+        "cannot broadcast in sum_to: lhs [2, 3], rhs [2]"
+    );
+    let bt = row.broadcast_to(&[2, 3]).unwrap();
+    assert_eq!(bt.to_vec(), vec![10.0, 20.0, 30.0, 10.0, 20.0, 30.0]);
+    assert!(matches!(
+        row.broadcast_to(&[3, 2]),
+        Err(TensorError::Broadcast { .. })
+    ));
+}
+
+#[test]
+fn stable_at_plus_minus_1000() {
+    let x = Tensor::<f32>::from_vec(vec![-1000.0, -100.0, 0.0, 100.0, 1000.0], &[5]).unwrap();
+    let s = x.sigmoid();
+    assert!(s.all_finite());
+    assert_eq!(s.get(&[0]).unwrap(), 0.0);
+    assert!((0.0..1e-40).contains(&s.get(&[1]).unwrap()));
+    assert_eq!(s.to_vec()[2..], [0.5, 1.0, 1.0]);
+    let sp = x.softplus();
+    assert!(sp.all_finite());
+    assert_eq!(sp.get(&[4]).unwrap(), 1000.0);
+    assert_eq!(sp.get(&[0]).unwrap(), 0.0);
+    assert!((sp.get(&[2]).unwrap() - std::f32::consts::LN_2).abs() < 1e-6);
+    let logits =
+        Tensor::<f32>::from_vec(vec![1000.0, -1000.0, 0.0, 1000.0, 1000.0, 999.0], &[2, 3])
+            .unwrap();
+    let sm = logits.softmax(1).unwrap();
+    let lsm = logits.log_softmax(1).unwrap();
+    assert!(sm.all_finite() && lsm.all_finite());
+    assert_eq!(sm.get(&[0, 0]).unwrap(), 1.0);
+    assert_eq!(lsm.get(&[0, 1]).unwrap(), -2000.0);
+    let row_sums = sm.sum_axis(1, false).unwrap();
+    for v in row_sums.to_vec() {
+        assert!((v - 1.0).abs() < 1e-6);
+    }
+    assert!((lsm.get(&[1, 2]).unwrap() - (-1.0 - (2.0 + (-1.0f32).exp()).ln())).abs() < 1e-5);
+}
+
+#[test]
+fn reductions_along_axes() {
+    let t = Tensor::<f64>::from_vec((0..24).map(f64::from).collect(), &[2, 3, 4]).unwrap();
+    assert_eq!(t.sum().item().unwrap(), 276.0);
+    assert_eq!(t.mean().item().unwrap(), 11.5);
+    let s1 = t.sum_axis(1, false).unwrap();
+    assert_eq!(s1.shape(), &[2, 4]);
+    assert_eq!(
+        s1.to_vec(),
+        vec![12.0, 15.0, 18.0, 21.0, 48.0, 51.0, 54.0, 57.0]
+    );
+    assert_eq!(t.sum_axis(1, true).unwrap().shape(), &[2, 1, 4]);
+    assert_eq!(
+        t.mean_axis(2, false).unwrap().to_vec(),
+        vec![1.5, 5.5, 9.5, 13.5, 17.5, 21.5]
+    );
+    assert_eq!(
+        t.max_axis(0, false).unwrap().to_vec(),
+        (12..24).map(f64::from).collect::<Vec<_>>()
+    );
+    let m = Tensor::<f64>::from_vec(vec![1.0, 5.0, 5.0, 7.0, 0.0, -1.0], &[2, 3]).unwrap();
+    assert_eq!(m.argmax_axis(1, false).unwrap().to_vec(), vec![1.0, 0.0]);
+    assert_eq!(m.argmax_axis(1, true).unwrap().shape(), &[2, 1]);
+    assert_eq!(m.argmax_indices(0).unwrap(), vec![1, 0, 0]);
+    assert_eq!(
+        m.sum_axis(2, false).unwrap_err().to_string(),
+        "axis 2 out of range in sum_axis for shape [2, 3]"
+    );
+}
+
+#[test]
+fn shape_ops() {
+    let t = Tensor::<f32>::from_vec((0..6).map(|v| v as f32).collect(), &[2, 3]).unwrap();
+    assert_eq!(t.t().to_vec(), vec![0.0, 3.0, 1.0, 4.0, 2.0, 5.0]);
+    assert_eq!(t.t().shape(), &[3, 2]);
+    assert_eq!(t.reshape(&[3, 2]).unwrap().shape(), &[3, 2]);
+    assert_eq!(
+        t.reshape(&[4]).unwrap_err().to_string(),
+        "data length 6 does not match shape [4] (4 elements) in reshape"
+    );
+    let c = Tensor::concat(&[&t, &t.narrow(1, 1, 2).unwrap()], 1).unwrap();
+    assert_eq!(c.shape(), &[2, 5]);
+    assert_eq!(
+        c.to_vec(),
+        vec![0.0, 1.0, 2.0, 1.0, 2.0, 3.0, 4.0, 5.0, 4.0, 5.0]
+    );
+    let r = Tensor::concat(&[&t, &t], 0).unwrap();
+    assert_eq!(r.shape(), &[4, 3]);
+    assert_eq!(
+        Tensor::concat(&[&t, &t.t()], 0).unwrap_err().to_string(),
+        "shape mismatch in concat: lhs [2, 3], rhs [3, 2]"
+    );
+    assert_eq!(
+        t.narrow(1, 2, 2).unwrap_err().to_string(),
+        "index [2, 4] out of range in narrow for shape [2, 3]"
+    );
+    assert_eq!(
+        t.select_rows(&[1, 1, 0]).unwrap().to_vec(),
+        vec![3.0, 4.0, 5.0, 3.0, 4.0, 5.0, 0.0, 1.0, 2.0]
+    );
+    assert!(t.select_rows(&[2]).is_err());
+    assert_eq!(t.gather(&[2, 0]).unwrap().to_vec(), vec![2.0, 3.0]);
+    assert_eq!(
+        t.gather(&[3, 0]).unwrap_err().to_string(),
+        "index [0, 3] out of range in gather for shape [2, 3]"
+    );
+    let oh = Tensor::<f32>::one_hot(&[2, 0], 3).unwrap();
+    assert_eq!(oh.to_vec(), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
+    assert!(Tensor::<f32>::one_hot(&[3], 3).is_err());
+}
+
+#[test]
+fn zero_size_and_rank_zero() {
+    let e = Tensor::<f32>::zeros(&[0, 3]);
+    assert!(e.is_empty());
+    assert_eq!(e.sum().item().unwrap(), 0.0);
+    assert_eq!(e.sum_axis(0, false).unwrap().to_vec(), vec![0.0; 3]);
+    let w = Tensor::<f32>::ones(&[3, 4]);
+    assert_eq!(e.matmul(&w).unwrap().shape(), &[0, 4]);
+    let k0 = Tensor::<f32>::zeros(&[2, 0])
+        .matmul(&Tensor::zeros(&[0, 2]))
+        .unwrap();
+    assert_eq!(k0.to_vec(), vec![0.0; 4]);
+    let s = Tensor::<f64>::scalar(3.0);
+    assert_eq!(s.rank(), 0);
+    assert_eq!(s.shape(), &[] as &[usize]);
+    assert_eq!(s.item().unwrap(), 3.0);
+    assert_eq!((&s * 2.0).item().unwrap(), 6.0);
+    assert_eq!(s.get(&[]).unwrap(), 3.0);
+    assert_eq!(
+        Tensor::<f64>::ones(&[2]).item().unwrap_err().to_string(),
+        "item needs exactly one element, got shape [2]"
+    );
+    assert_eq!(
+        Tensor::<f64>::from_vec(vec![1.0; 5], &[2, 3])
+            .unwrap_err()
+            .to_string(),
+        "data length 5 does not match shape [2, 3] (6 elements) in from_vec"
+    );
+}
+
+#[test]
+fn display_is_readable_and_truncated() {
+    let t = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap();
+    assert_eq!(
+        t.to_string(),
+        "Tensor[2, 2] f32 [[1.0000, 2.0000],\n [3.0000, 4.0000]]"
+    );
+    assert_eq!(
+        Tensor::<f64>::scalar(0.5).to_string(),
+        "Tensor[] f64 0.5000"
+    );
+    let big = Tensor::<f32>::from_vec((0..100).map(|v| v as f32).collect(), &[100]).unwrap();
+    assert_eq!(
+        big.to_string(),
+        "Tensor[100] f32 [0.0000, 1.0000, 2.0000, ..., 97.0000, 98.0000, 99.0000]"
+    );
+    assert_eq!(
+        format!("{:.1}", Tensor::<f32>::ones(&[2])),
+        "Tensor[2] f32 [1.0, 1.0]"
+    );
+}
+
+#[test]
+fn seeded_randomness_is_reproducible() {
+    let a = Tensor::<f32>::randn(&[5, 5], 0.0, 1.0, &mut StdRng::seed_from_u64(42));
+    let b = Tensor::<f32>::randn(&[5, 5], 0.0, 1.0, &mut StdRng::seed_from_u64(42));
+    let c = Tensor::<f32>::randn(&[5, 5], 0.0, 1.0, &mut StdRng::seed_from_u64(43));
+    assert_eq!(a, b);
+    assert_ne!(a, c);
+    let u = Tensor::<f64>::rand_uniform(&[1000], -2.0, 3.0, &mut StdRng::seed_from_u64(1));
+    assert!(u.as_slice().iter().all(|&v| (-2.0..3.0).contains(&v)));
+    assert!((u.mean().item().unwrap() - 0.5).abs() < 0.15);
+    let n = Tensor::<f64>::randn(&[20000], 1.0, 2.0, &mut StdRng::seed_from_u64(1));
+    let mean = n.mean().item().unwrap();
+    let var = n.add_scalar(-mean).square().mean().item().unwrap();
+    assert!((mean - 1.0).abs() < 0.05, "mean {mean}");
+    assert!((var.sqrt() - 2.0).abs() < 0.05, "std {}", var.sqrt());
+}
+
+#[test]
+fn elementwise_values_and_masks() {
+    let x = Tensor::<f64>::from_vec(vec![-2.0, 0.5, 4.0], &[3]).unwrap();
+    assert_eq!(x.relu().to_vec(), vec![0.0, 0.5, 4.0]);
+    assert_eq!(x.abs().to_vec(), vec![2.0, 0.5, 4.0]);
+    assert_eq!(x.square().to_vec(), vec![4.0, 0.25, 16.0]);
+    assert_eq!(x.recip().to_vec(), vec![-0.5, 2.0, 0.25]);
+    assert_eq!(x.powf(3.0).to_vec(), vec![-8.0, 0.125, 64.0]);
+    assert_eq!(
+        x.gt(&Tensor::scalar(0.0)).unwrap().to_vec(),
+        vec![0.0, 1.0, 1.0]
+    );
+    assert_eq!(
+        x.le(&Tensor::scalar(0.5)).unwrap().to_vec(),
+        vec![1.0, 1.0, 0.0]
+    );
+    assert_eq!(
+        x.maximum(&Tensor::scalar(1.0)).unwrap().to_vec(),
+        vec![1.0, 1.0, 4.0]
+    );
+    assert_eq!(
+        x.minimum(&Tensor::scalar(1.0)).unwrap().to_vec(),
+        vec![-2.0, 0.5, 1.0]
+    );
+    assert_eq!((2.0 - &x).to_vec(), vec![4.0, 1.5, -2.0]);
+    assert_eq!((&x / &x).to_vec(), vec![1.0; 3]);
+    assert!((x.tanh().get(&[1]).unwrap() - 0.5f64.tanh()).abs() < 1e-15);
+    assert_eq!(x.exp().ln().to_vec(), vec![-2.0, 0.5, 4.0]);
+}
+
+#[test]
+#[should_panic(expected = "cannot broadcast in add: lhs [2], rhs [3]")]
+fn operators_panic_with_the_error_message() {
+    let _ = &Tensor::<f32>::ones(&[2]) + &Tensor::ones(&[3]);
+}
