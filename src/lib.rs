@@ -15,9 +15,13 @@ pub enum Error {
     /// A tensor operation failed (shapes, axes, indices).
     #[error(transparent)]
     Tensor(#[from] tapegrad_tensor::TensorError),
+    /// Recording ops or running backward failed (another tape's var, a non-scalar loss, a NaN).
+    #[error(transparent)]
+    Autodiff(#[from] tapegrad_autodiff::AutodiffError),
 }
 
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
+    pub use tapegrad_autodiff::{Gradients, Tape, Var, gradcheck};
     pub use tapegrad_tensor::{Float, Tensor, Transpose};
 }

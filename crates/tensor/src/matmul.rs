@@ -182,16 +182,39 @@ impl<E: Float> Tensor<E> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
         let shape = product_shape(self, &va, other, &vb)?;
         let n: usize = shape.iter().product();
-        let mut data: Storage<E> = SmallVec::from_elem(E::ZERO, n);
-        run_gemm(
-            &va,
-            self.as_slice(),
-            &vb,
-            other.as_slice(),
-            E::ONE,
-            E::ZERO,
-            &mut data,
-        );
+        let data: Storage<E> = if va.cols == 0 || n <= 4 {
+            let mut small: Storage<E> = SmallVec::from_elem(E::ZERO, n);
+            run_gemm(
+                &va,
+                self.as_slice(),
+                &vb,
+                other.as_slice(),
+                E::ONE,
+                E::ZERO,
+                &mut small,
+            );
+            small
+        } else {
+            // With beta = 0 the kernel writes every element of C without reading it, so the
+            // output is not zero-filled first.
+            let mut buf: Vec<E> = Vec::with_capacity(n);
+            let spare = buf.spare_capacity_mut();
+            // SAFETY: `spare` has room for n elements; with beta = 0 and k > 0, run_gemm writes
+            // all m * n elements of every batch before anything reads them.
+            let out = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<E>(), n) };
+            run_gemm(
+                &va,
+                self.as_slice(),
+                &vb,
+                other.as_slice(),
+                E::ONE,
+                E::ZERO,
+                out,
+            );
+            // SAFETY: all n elements were initialized by the kernel just above.
+            unsafe { buf.set_len(n) };
+            SmallVec::from_vec(buf)
+        };
         Ok(Tensor::from_parts(data, shape))
     }
 }

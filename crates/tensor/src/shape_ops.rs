@@ -166,6 +166,42 @@ impl<E: Float> Tensor<E> {
         Ok(Tensor::from_parts(data, shape))
     }
 
+    /// Adds row `r` of `src` onto row `indices[r]` of `self` for every `r` (repeated indices
+    /// accumulate): the reverse of [`Tensor::select_rows`], used by its gradient.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::ShapeMismatch`] when `src` is not `indices.len()` rows of `self`'s row
+    /// shape, [`TensorError::Index`] naming the first index past the last row.
+    pub fn index_add_rows(&mut self, indices: &[usize], src: &Tensor<E>) -> Result<()> {
+        let fits = self.rank() >= 1
+            && src.rank() == self.rank()
+            && src.shape[0] == indices.len()
+            && src.shape[1..] == self.shape[1..];
+        if !fits {
+            return Err(TensorError::ShapeMismatch {
+                op: "index_add_rows",
+                lhs: self.shape.to_vec(),
+                rhs: src.shape.to_vec(),
+            });
+        }
+        let row: usize = self.shape[1..].iter().product();
+        for (r, &i) in indices.iter().enumerate() {
+            if i >= self.shape[0] {
+                return Err(TensorError::Index {
+                    op: "index_add_rows",
+                    index: vec![i],
+                    shape: self.shape.to_vec(),
+                });
+            }
+            let dst = &mut self.data[i * row..(i + 1) * row];
+            dst.iter_mut()
+                .zip(&src.data[r * row..(r + 1) * row])
+                .for_each(|(a, &b)| *a += b);
+        }
+        Ok(())
+    }
+
     /// Picks one element per row along the last axis: for `[n, k]` and `n` class indices, the
     /// `[n]` tensor of `self[i, indices[i]]` (the scores of the true classes).
     ///

@@ -1,0 +1,40 @@
+//! `add`: the elementwise sum with NumPy broadcasting. y = a + b; dy/da = 1, dy/db = 1. Each operand's gradient is
+//! summed back to that operand's shape.
+
+use tapegrad_tensor::Float;
+
+use super::{BackwardCtx, Op};
+use crate::error::Result;
+use crate::var::Var;
+
+impl<'t, E: Float> Var<'t, E> {
+    /// The elementwise sum with broadcasting: y = a + b; dy/da = 1, dy/db = 1.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(Tensor::scalar(2.0)), tape.var(Tensor::scalar(3.0)));
+    /// let y = a.add(b)?;
+    /// assert_eq!(y.item()?, 5.0);
+    /// let grads = tape.backward(y)?;
+    /// assert_eq!((grads[a].item()?, grads[b].item()?), (1.0, 1.0));
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When the shapes do not broadcast, or `other` belongs to another tape.
+    #[allow(
+        clippy::should_implement_trait,
+        reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
+    )]
+    pub fn add(self, other: Var<'t, E>) -> Result<Self> {
+        self.record_binary(other, "add", |a, b| Ok((Op::Add, a.add(b)?, None)))
+    }
+}
+
+pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
+    ctx.accumulate_binary(0, |g, _a, _b, _y| g)?;
+    ctx.accumulate_binary(1, |g, _a, _b, _y| g)
+}

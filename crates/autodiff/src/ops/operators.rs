@@ -1,0 +1,96 @@
+//! `std::ops` operators on `Var`: between vars (`a * b`) and between a var and a plain number on
+//! either side (`a + 1.0`, `2.0 * a`, `a / 2.0`, `10.0 / a`, `-a`). Var-var operators panic with
+//! the message the fallible methods return as an error (shape mismatch, another tape).
+
+use std::ops::{Add, Div, Mul, Neg, Sub};
+
+use tapegrad_tensor::Float;
+
+use crate::var::Var;
+
+macro_rules! var_var {
+    ($trait:ident, $method:ident) => {
+        impl<'t, E: Float> $trait<Var<'t, E>> for Var<'t, E> {
+            type Output = Var<'t, E>;
+            /// # Panics
+            ///
+            /// When the shapes do not broadcast or the vars belong to different tapes, with the
+            /// error's message.
+            fn $method(self, rhs: Var<'t, E>) -> Var<'t, E> {
+                Var::$method(self, rhs).unwrap_or_else(|e| panic!("{e}"))
+            }
+        }
+    };
+}
+
+var_var!(Add, add);
+var_var!(Sub, sub);
+var_var!(Mul, mul);
+var_var!(Div, div);
+
+impl<'t, E: Float> Add<E> for Var<'t, E> {
+    type Output = Var<'t, E>;
+    fn add(self, c: E) -> Var<'t, E> {
+        self.affine(E::ONE, c)
+    }
+}
+
+impl<'t, E: Float> Sub<E> for Var<'t, E> {
+    type Output = Var<'t, E>;
+    fn sub(self, c: E) -> Var<'t, E> {
+        self.affine(E::ONE, -c)
+    }
+}
+
+impl<'t, E: Float> Mul<E> for Var<'t, E> {
+    type Output = Var<'t, E>;
+    fn mul(self, c: E) -> Var<'t, E> {
+        self.affine(c, E::ZERO)
+    }
+}
+
+impl<'t, E: Float> Div<E> for Var<'t, E> {
+    type Output = Var<'t, E>;
+    fn div(self, c: E) -> Var<'t, E> {
+        self.affine(E::ONE / c, E::ZERO)
+    }
+}
+
+impl<'t, E: Float> Neg for Var<'t, E> {
+    type Output = Var<'t, E>;
+    fn neg(self) -> Var<'t, E> {
+        Var::neg(self)
+    }
+}
+
+macro_rules! scalar_lhs {
+    ($t:ty) => {
+        impl<'t> Add<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            fn add(self, x: Var<'t, $t>) -> Var<'t, $t> {
+                x.affine(1.0, self)
+            }
+        }
+        impl<'t> Sub<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            fn sub(self, x: Var<'t, $t>) -> Var<'t, $t> {
+                x.affine(-1.0, self)
+            }
+        }
+        impl<'t> Mul<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            fn mul(self, x: Var<'t, $t>) -> Var<'t, $t> {
+                x.affine(self, 0.0)
+            }
+        }
+        impl<'t> Div<Var<'t, $t>> for $t {
+            type Output = Var<'t, $t>;
+            fn div(self, x: Var<'t, $t>) -> Var<'t, $t> {
+                x.rdiv_scalar(self)
+            }
+        }
+    };
+}
+
+scalar_lhs!(f32);
+scalar_lhs!(f64);

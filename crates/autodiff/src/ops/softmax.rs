@@ -1,0 +1,41 @@
+//! `softmax`: y = exp(x - max) / sum(exp(x - max)) along an axis (stable at +-1000).
+//! dx = y * (g - sum(g * y)) along the axis (the saved output is reused).
+
+use tapegrad_tensor::Float;
+
+use super::{BackwardCtx, Op};
+use crate::error::Result;
+use crate::var::Var;
+
+impl<E: Float> Var<'_, E> {
+    /// Softmax along `axis`; dx = y (g - sum(g y)) along the axis.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![0.0, 0.0], &[1, 2])?);
+    /// let y = x.softmax(1)?;
+    /// assert_eq!(y.value().to_vec(), vec![0.5, 0.5]);
+    /// let first = y.narrow(1, 0, 1)?.sum();
+    /// assert_eq!(tape.backward(first)?[x].to_vec(), vec![0.25, -0.25]);
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// When `axis >= rank`.
+    pub fn softmax(self, axis: usize) -> Result<Self> {
+        self.try_record_unary(|x| Ok((Op::Softmax { axis }, x.softmax(axis)?, None)))
+    }
+}
+
+pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, axis: usize) -> Result<()> {
+    if !ctx.wants(0) {
+        return Ok(());
+    }
+    let (g, y) = (ctx.grad(), ctx.output());
+    let dot = g.mul(y)?.sum_axis(axis, true)?;
+    let dx = y.mul(&g.sub(&dot)?)?;
+    ctx.accumulate(0, dx)
+}

@@ -1,0 +1,29 @@
+//! `sqrt`: the elementwise square root. y = sqrt(x); dy/dx = 1 / (2 y) (the saved output is reused). Shapes: any; the output has the input's shape.
+
+use tapegrad_tensor::Float;
+
+use super::{BackwardCtx, Op};
+use crate::error::Result;
+use crate::var::Var;
+
+impl<E: Float> Var<'_, E> {
+    /// Elementwise square root: y = sqrt(x); dy/dx = 1 / (2 y) (the saved output is reused).
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(4.0));
+    /// let y = x.sqrt();
+    /// assert!((y.item()? - 2.0).abs() < 1e-12);
+    /// assert!((tape.backward(y)?[x].item()? - 0.25).abs() < 1e-12);
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    pub fn sqrt(self) -> Self {
+        self.record_unary(Op::Sqrt, |x| x.sqrt())
+    }
+}
+
+pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
+    ctx.accumulate_elementwise(0, |g, _x, y| g / (y + y))
+}

@@ -1,0 +1,29 @@
+//! `square`: the elementwise square. y = x^2; dy/dx = 2x. Shapes: any; the output has the input's shape.
+
+use tapegrad_tensor::Float;
+
+use super::{BackwardCtx, Op};
+use crate::error::Result;
+use crate::var::Var;
+
+impl<E: Float> Var<'_, E> {
+    /// Elementwise square: y = x^2; dy/dx = 2x.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(3.0));
+    /// let y = x.square();
+    /// assert!((y.item()? - 9.0).abs() < 1e-12);
+    /// assert!((tape.backward(y)?[x].item()? - 6.0).abs() < 1e-12);
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    pub fn square(self) -> Self {
+        self.record_unary(Op::Square, |x| x.square())
+    }
+}
+
+pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
+    ctx.accumulate_elementwise(0, |g, x, _y| g * (x + x))
+}

@@ -1,0 +1,29 @@
+//! `tanh`: the elementwise hyperbolic tangent. y = tanh x; dy/dx = 1 - y^2 (the saved output is reused). Shapes: any; the output has the input's shape.
+
+use tapegrad_tensor::Float;
+
+use super::{BackwardCtx, Op};
+use crate::error::Result;
+use crate::var::Var;
+
+impl<E: Float> Var<'_, E> {
+    /// Elementwise hyperbolic tangent: y = tanh x; dy/dx = 1 - y^2 (the saved output is reused).
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(0.0));
+    /// let y = x.tanh();
+    /// assert!((y.item()? - 0.0).abs() < 1e-12);
+    /// assert!((tape.backward(y)?[x].item()? - 1.0).abs() < 1e-12);
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    pub fn tanh(self) -> Self {
+        self.record_unary(Op::Tanh, |x| x.tanh())
+    }
+}
+
+pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
+    ctx.accumulate_elementwise(0, |g, _x, y| g * (E::ONE - y * y))
+}

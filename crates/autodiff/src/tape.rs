@@ -1,0 +1,264 @@
+//! The tape: a Wengert list of nodes in creation order, and the backward sweep over it.
+
+use std::cell::{Cell, Ref, RefCell};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use smallvec::SmallVec;
+use tapegrad_tensor::{Float, Tensor};
+
+use crate::error::{AutodiffError, Result};
+use crate::gradients::Gradients;
+use crate::ops::{BackwardCtx, Op};
+use crate::var::Var;
+
+static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
+
+/// Input node ids of one node, inline for up to two inputs (every op but `concat`).
+pub(crate) type Inputs = SmallVec<[u32; 2]>;
+
+/// One entry of the Wengert list.
+pub(crate) struct Node<E: Float> {
+    /// What computed the value, with the op's parameters.
+    pub(crate) op: Op<E>,
+    /// The ids of the nodes the op read, all smaller than this node's id.
+    pub(crate) inputs: Inputs,
+    /// The forward value.
+    pub(crate) value: Tensor<E>,
+    /// An extra tensor the backward needs beyond inputs and output (e.g. softmax probabilities).
+    pub(crate) saved: Option<Tensor<E>>,
+    /// Whether a gradient flows to this node (a leaf var, or an op with such an input).
+    pub(crate) requires_grad: bool,
+    /// A user-given name for traces and drawings.
+    pub(crate) label: Option<Box<str>>,
+}
+
+/// A tape that records every operation on its [`Var`]s, for reverse-mode differentiation.
+///
+/// Nodes are stored in creation order in one vector; [`Tape::backward`] walks it once in reverse
+/// and accumulates each node's gradient into its inputs' gradients. A tape is reused across
+/// training steps with [`Tape::clear`], which keeps its allocations.
+///
+/// A `Tape` belongs to one thread: it uses interior mutability (`RefCell`) so that `Var`s can be
+/// `Copy` handles, and it is therefore `Send` but not `Sync`.
+///
+/// ```
+/// use tapegrad_autodiff::Tape;
+/// use tapegrad_tensor::Tensor;
+///
+/// let tape = Tape::<f64>::new();
+/// let x = tape.var(Tensor::scalar(3.0)).named("x");
+/// let y = x * x + 2.0 * x; // dy/dx = 2x + 2
+/// let grads = tape.backward(y)?;
+/// assert_eq!(grads[x].item()?, 8.0);
+/// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+/// ```
+pub struct Tape<E: Float = f32> {
+    id: u64,
+    generation: Cell<u64>,
+    pub(crate) nodes: RefCell<Vec<Node<E>>>,
+    recording: Cell<bool>,
+    check_finite: Cell<bool>,
+    /// The node of the first non-finite forward value found by the finite check, reported by
+    /// the next fallible op or by `backward` (the error is built then, so it shows the label
+    /// given with `named` right after the op).
+    pending: Cell<Option<usize>>,
+}
+
+impl<E: Float> Default for Tape<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E: Float> Tape<E> {
+    /// An empty tape.
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty tape with room for `nodes` nodes before it reallocates.
+    pub fn with_capacity(nodes: usize) -> Self {
+        Tape {
+            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
+            generation: Cell::new(0),
+            nodes: RefCell::new(Vec::with_capacity(nodes)),
+            recording: Cell::new(true),
+            check_finite: Cell::new(false),
+            pending: Cell::new(None),
+        }
+    }
+
+    /// A leaf that receives a gradient: a parameter or an input to differentiate by.
+    pub fn var(&self, value: Tensor<E>) -> Var<'_, E> {
+        self.push_leaf(Op::Leaf, value, true)
+    }
+
+    /// A leaf without a gradient: data, targets, fixed values.
+    pub fn constant(&self, value: Tensor<E>) -> Var<'_, E> {
+        self.push_leaf(Op::Constant, value, false)
+    }
+
+    fn push_leaf(&self, op: Op<E>, value: Tensor<E>, requires_grad: bool) -> Var<'_, E> {
+        let requires_grad = requires_grad && self.recording.get();
+        self.push_node(op, Inputs::new(), value, None, requires_grad)
+    }
+
+    /// The number of nodes recorded.
+    pub fn len(&self) -> usize {
+        self.nodes.borrow().len()
+    }
+
+    /// Whether no node is recorded.
+    pub fn is_empty(&self) -> bool {
+        self.nodes.borrow().is_empty()
+    }
+
+    /// Empties the tape, keeping its node buffer, so a training loop can reuse one tape.
+    ///
+    /// Taking `&mut self` guarantees that no `Var` of the old graph is still alive.
+    /// [`Gradients`] computed before the clear refuse vars of the new graph.
+    pub fn clear(&mut self) {
+        self.nodes.get_mut().clear();
+        self.pending.set(None);
+        self.generation.set(self.generation.get() + 1);
+    }
+
+    /// Runs `f` without recording gradients: ops inside still compute values (as nodes that no
+    /// gradient flows through), but nothing inside reaches a leaf's gradient.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.var(Tensor::scalar(2.0));
+    /// let y = tape.no_grad(|| w * 3.0);
+    /// let z = w * y;
+    /// let grads = tape.backward(z)?;
+    /// assert_eq!(grads[w].item()?, 6.0); // y is treated as a constant
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    pub fn no_grad<R>(&self, f: impl FnOnce() -> R) -> R {
+        let was = self.recording.replace(false);
+        let out = f();
+        self.recording.set(was);
+        out
+    }
+
+    /// Whether ops currently record gradient history (false inside [`Tape::no_grad`]).
+    pub fn is_recording(&self) -> bool {
+        self.recording.get()
+    }
+
+    /// Turns the finite check on or off (off by default). When on, every forward value and every
+    /// gradient is checked for NaN and infinity, and the first one found stops the computation
+    /// with [`AutodiffError::NonFinite`] naming the node, its op, label, phase, input shapes and
+    /// the trace rows around it. Ops that cannot fail keep returning `Var`; the error is then
+    /// reported by the next fallible op or by `backward`.
+    pub fn set_check_finite(&self, on: bool) {
+        self.check_finite.set(on);
+    }
+
+    /// Whether the finite check is on.
+    pub fn check_finite(&self) -> bool {
+        self.check_finite.get()
+    }
+
+    pub(crate) fn id(&self) -> u64 {
+        self.id
+    }
+
+    pub(crate) fn generation(&self) -> u64 {
+        self.generation.get()
+    }
+
+    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<E>>> {
+        self.nodes.borrow()
+    }
+
+    /// Appends one node. All recording goes through here.
+    pub(crate) fn push_node(
+        &self,
+        op: Op<E>,
+        inputs: Inputs,
+        value: Tensor<E>,
+        saved: Option<Tensor<E>>,
+        requires_grad: bool,
+    ) -> Var<'_, E> {
+        let mut nodes = self.nodes.borrow_mut();
+        let id = nodes.len();
+        nodes.push(Node {
+            op,
+            inputs,
+            value,
+            saved,
+            requires_grad,
+            label: None,
+        });
+        if self.check_finite.get() && self.pending.get().is_none() && !nodes[id].value.all_finite()
+        {
+            self.pending.set(Some(id));
+        }
+        Var::new(self, id as u32)
+    }
+
+    /// Returns the pending finite-check error, if any.
+    pub(crate) fn take_pending(&self) -> Result<()> {
+        if self.check_finite.get()
+            && let Some(id) = self.pending.take()
+        {
+            let nodes = self.nodes.borrow();
+            return crate::anomaly::check(&nodes, id, &nodes[id].value, "forward");
+        }
+        Ok(())
+    }
+
+    /// Gradients of `loss` with respect to every node that reaches it.
+    ///
+    /// The tape is walked once in reverse creation order; each node adds its contribution into
+    /// its inputs' gradients. The tape itself is not changed, so calling `backward` again gives
+    /// the same gradients.
+    ///
+    /// # Errors
+    ///
+    /// [`AutodiffError::NonScalarLoss`] when `loss` does not hold exactly one element,
+    /// [`AutodiffError::ForeignVar`] when `loss` belongs to another tape, and
+    /// [`AutodiffError::NonFinite`] from the finite check when it is on.
+    pub fn backward(&self, loss: Var<'_, E>) -> Result<Gradients<E>> {
+        loss.check_tape(self, "backward")?;
+        self.take_pending()?;
+        let nodes = self.nodes.borrow();
+        let root = loss.index();
+        let loss_value = &nodes[root].value;
+        if loss_value.len() != 1 {
+            return Err(AutodiffError::NonScalarLoss {
+                shape: loss_value.shape().to_vec(),
+            });
+        }
+        let mut grads: Vec<Option<Tensor<E>>> = Vec::with_capacity(root + 1);
+        grads.resize_with(root + 1, || None);
+        if nodes[root].requires_grad {
+            grads[root] = Some(Tensor::full(loss_value.shape(), E::ONE));
+        }
+        let check = self.check_finite.get();
+        for i in (0..=root).rev() {
+            let (before, rest) = grads.split_at_mut(i);
+            let Some(grad) = rest[0].as_ref() else {
+                continue;
+            };
+            let node = &nodes[i];
+            if !node.requires_grad || node.inputs.is_empty() {
+                continue;
+            }
+            let mut ctx = BackwardCtx::new(&nodes, i, grad, before);
+            node.op.backward(&mut ctx)?;
+            if check {
+                for &input in node.inputs.iter() {
+                    if let Some(g) = &grads[input as usize] {
+                        crate::anomaly::check(&nodes, input as usize, g, "backward")?;
+                    }
+                }
+            }
+        }
+        Ok(Gradients::new(self, &nodes, grads))
+    }
+}

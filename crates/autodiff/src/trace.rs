@@ -1,0 +1,202 @@
+//! Seeing the tape: the Wengert list as a table, and as a Graphviz drawing.
+
+use std::fmt::Write as _;
+use std::ops::Range;
+
+use tapegrad_tensor::{Float, Tensor};
+
+use crate::gradients::Gradients;
+use crate::tape::{Node, Tape};
+
+/// A short rendering of a tensor's values: the value itself for one element, else the first
+/// few values.
+pub(crate) fn abbrev<E: Float>(t: &Tensor<E>) -> String {
+    let v = t.as_slice();
+    let one = |x: E| {
+        let x = x.to_f64();
+        if x != 0.0 && (x.abs() >= 1e5 || x.abs() < 1e-3) && x.is_finite() {
+            format!("{x:.3e}")
+        } else {
+            format!("{x:.4}")
+        }
+    };
+    match v.len() {
+        0 => "[]".to_string(),
+        1 => one(v[0]),
+        n if n <= 4 => format!(
+            "[{}]",
+            v.iter().map(|&x| one(x)).collect::<Vec<_>>().join(", ")
+        ),
+        _ => format!(
+            "[{}, ...]",
+            v[..3]
+                .iter()
+                .map(|&x| one(x))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    }
+}
+
+fn inputs_of<E: Float>(node: &Node<E>) -> String {
+    node.inputs
+        .iter()
+        .map(|i| format!("#{i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// The table rows for nodes in `range`, with gradients when given; `mark` flags one row.
+pub(crate) fn rows<E: Float>(
+    nodes: &[Node<E>],
+    range: Range<usize>,
+    grads: Option<&Gradients<E>>,
+    mark: Option<usize>,
+) -> String {
+    let mut header = vec!["id", "op", "inputs", "label", "shape", "value"];
+    if grads.is_some() {
+        header.push("grad");
+    }
+    let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for i in range {
+        let node = &nodes[i];
+        let op = match node.op.params() {
+            p if p.is_empty() => node.op.name().to_string(),
+            p => format!("{}({p})", node.op.name()),
+        };
+        let id = if mark == Some(i) {
+            format!(">{i}")
+        } else {
+            format!("{i}")
+        };
+        let mut row = vec![
+            id,
+            op,
+            inputs_of(node),
+            node.label.as_deref().unwrap_or("").to_string(),
+            format!("{:?}", node.value.shape()),
+            abbrev(&node.value),
+        ];
+        if let Some(g) = grads {
+            row.push(match g.by_index(i) {
+                Some(t) => abbrev(t),
+                None if node.requires_grad => "0 (no path)".into(),
+                None => "-".into(),
+            });
+        }
+        table.push(row);
+    }
+    let cols = table[0].len();
+    let widths: Vec<usize> = (0..cols)
+        .map(|c| {
+            table
+                .iter()
+                .map(|r| r[c].chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in &table {
+        let mut line = String::new();
+        for (c, cell) in row.iter().enumerate() {
+            if c == 0 {
+                let _ = write!(line, "{cell:>w$}", w = widths[c]);
+            } else {
+                let _ = write!(line, "  {cell:<w$}", w = widths[c]);
+            }
+        }
+        out.push_str(line.trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+fn escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for ch in s.chars() {
+        if matches!(ch, '{' | '}' | '|' | '<' | '>' | '"' | '\\') {
+            out.push('\\');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+impl<E: Float> Tape<E> {
+    /// The Wengert list as a table: one row per node with its id, op (and parameters), inputs,
+    /// label, shape and abbreviated value.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let a = tape.var(Tensor::scalar(2.0)).named("a");
+    /// let _ = a.sigmoid();
+    /// let trace = tape.trace();
+    /// assert!(trace.lines().nth(1).unwrap().contains("leaf"));
+    /// assert!(trace.lines().nth(2).unwrap().contains("sigmoid  #0"));
+    /// ```
+    pub fn trace(&self) -> String {
+        let nodes = self.nodes();
+        rows(&nodes, 0..nodes.len(), None, None)
+    }
+
+    /// The table of [`Tape::trace`] with a gradient column: each node's gradient from `grads`,
+    /// `0 (no path)` for nodes that need one but do not reach the loss, `-` for constants.
+    pub fn trace_with(&self, grads: &Gradients<E>) -> String {
+        let nodes = self.nodes();
+        rows(&nodes, 0..nodes.len(), Some(grads), None)
+    }
+
+    /// The graph in Graphviz DOT: one box per node showing id, op, label, shape and value, and
+    /// an edge from each input to the node that reads it. Render with `dot -Tsvg`.
+    pub fn to_dot(&self) -> String {
+        self.dot(None)
+    }
+
+    /// The drawing of [`Tape::to_dot`] with each node's gradient.
+    pub fn to_dot_with(&self, grads: &Gradients<E>) -> String {
+        self.dot(Some(grads))
+    }
+
+    fn dot(&self, grads: Option<&Gradients<E>>) -> String {
+        let nodes = self.nodes();
+        let mut out = String::from(
+            "digraph tape {\n  rankdir=LR;\n  node [shape=record, fontname=\"monospace\", fontsize=10];\n",
+        );
+        for (i, node) in nodes.iter().enumerate() {
+            let mut title = format!("#{i} {}", node.op.name());
+            let params = node.op.params();
+            if !params.is_empty() {
+                let _ = write!(title, "({params})");
+            }
+            if let Some(l) = &node.label {
+                let _ = write!(title, " \"{l}\"");
+            }
+            let mut fields = vec![
+                escape(&title),
+                escape(&format!("shape {:?}", node.value.shape())),
+                escape(&format!("value {}", abbrev(&node.value))),
+            ];
+            if let Some(t) = grads.and_then(|g| g.by_index(i)) {
+                fields.push(escape(&format!("grad {}", abbrev(t))));
+            }
+            let fill = match node.op.name() {
+                "leaf" => "lightblue",
+                "constant" | "detach" => "lightgrey",
+                _ => "white",
+            };
+            let _ = writeln!(
+                out,
+                "  n{i} [label=\"{{{}}}\", style=filled, fillcolor={fill}];",
+                fields.join("|")
+            );
+            for input in &node.inputs {
+                let _ = writeln!(out, "  n{input} -> n{i};");
+            }
+        }
+        out.push_str("}\n");
+        out
+    }
+}

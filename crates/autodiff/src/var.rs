@@ -1,0 +1,211 @@
+//! `Var`: a `Copy` handle to one node of a tape, and the recording plumbing every op uses.
+
+use std::fmt;
+
+use smallvec::SmallVec;
+use tapegrad_tensor::{Float, Shape, Tensor};
+
+use crate::error::{AutodiffError, Result};
+use crate::ops::Op;
+use crate::tape::{Inputs, Tape};
+
+/// A handle to one node of a [`Tape`]: its forward value and its place in the graph.
+///
+/// `Var` is `Copy`: ops take vars by value and record a new node. Combining vars of two tapes
+/// is an error ([`AutodiffError::ForeignVar`]).
+#[derive(Clone, Copy)]
+pub struct Var<'t, E: Float = f32> {
+    tape: &'t Tape<E>,
+    id: u32,
+}
+
+impl<E: Float> fmt::Debug for Var<'_, E> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let nodes = self.tape.nodes();
+        let node = &nodes[self.index()];
+        write!(
+            f,
+            "Var(#{} {} {:?})",
+            self.id,
+            node.op.name(),
+            node.value.shape()
+        )
+    }
+}
+
+impl<'t, E: Float> Var<'t, E> {
+    pub(crate) fn new(tape: &'t Tape<E>, id: u32) -> Self {
+        Var { tape, id }
+    }
+
+    /// The node's id: its position on the tape.
+    #[inline]
+    pub fn index(&self) -> usize {
+        self.id as usize
+    }
+
+    /// The tape this var belongs to.
+    #[inline]
+    pub fn tape(&self) -> &'t Tape<E> {
+        self.tape
+    }
+
+    /// The forward value (a copy; see [`Var::with_value`] to borrow it).
+    pub fn value(&self) -> Tensor<E> {
+        self.tape.nodes()[self.index()].value.clone()
+    }
+
+    /// Calls `f` with a reference to the forward value, without copying it.
+    pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<E>) -> R) -> R {
+        f(&self.tape.nodes()[self.index()].value)
+    }
+
+    /// The forward value's shape.
+    pub fn shape(&self) -> Shape {
+        Shape::from_slice(self.tape.nodes()[self.index()].value.shape())
+    }
+
+    /// The single element of a one-element value.
+    ///
+    /// # Errors
+    ///
+    /// When the value does not hold exactly one element.
+    pub fn item(&self) -> Result<E> {
+        Ok(self.tape.nodes()[self.index()].value.item()?)
+    }
+
+    /// Names the node for traces and drawings, and returns the same var.
+    pub fn named(self, label: &str) -> Self {
+        self.tape.nodes.borrow_mut()[self.index()].label = Some(label.into());
+        self
+    }
+
+    /// The node's name, if it has one.
+    pub fn label(&self) -> Option<String> {
+        self.tape.nodes()[self.index()]
+            .label
+            .as_deref()
+            .map(str::to_owned)
+    }
+
+    /// Whether a gradient can flow to this node.
+    pub fn requires_grad(&self) -> bool {
+        self.tape.nodes()[self.index()].requires_grad
+    }
+
+    /// The op that computed this node (`"leaf"`, `"constant"`, `"sigmoid"`, ...).
+    pub fn op_name(&self) -> &'static str {
+        self.tape.nodes()[self.index()].op.name()
+    }
+
+    pub(crate) fn check_tape(&self, tape: &Tape<E>, op: &'static str) -> Result<()> {
+        if std::ptr::eq(self.tape, tape) {
+            Ok(())
+        } else {
+            Err(AutodiffError::ForeignVar {
+                op,
+                id: self.index(),
+            })
+        }
+    }
+
+    /// Records a unary op whose forward cannot fail.
+    #[inline]
+    pub(crate) fn record_unary(self, op: Op<E>, f: impl FnOnce(&Tensor<E>) -> Tensor<E>) -> Self {
+        let (value, requires_grad) = {
+            let nodes = self.tape.nodes();
+            let x = &nodes[self.index()];
+            (f(&x.value), x.requires_grad && self.tape.is_recording())
+        };
+        let mut inputs = Inputs::new();
+        inputs.push(self.id);
+        self.tape.push_node(op, inputs, value, None, requires_grad)
+    }
+
+    /// Records a unary op whose forward can fail or saves a tensor for the backward.
+    pub(crate) fn try_record_unary(
+        self,
+        op: impl FnOnce(&Tensor<E>) -> Result<(Op<E>, Tensor<E>, Option<Tensor<E>>)>,
+    ) -> Result<Self> {
+        self.tape.take_pending()?;
+        let (op, value, saved, requires_grad) = {
+            let nodes = self.tape.nodes();
+            let x = &nodes[self.index()];
+            let (op, value, saved) = op(&x.value)?;
+            (
+                op,
+                value,
+                saved,
+                x.requires_grad && self.tape.is_recording(),
+            )
+        };
+        let mut inputs = Inputs::new();
+        inputs.push(self.id);
+        let var = self.tape.push_node(op, inputs, value, saved, requires_grad);
+        self.tape.take_pending()?;
+        Ok(var)
+    }
+
+    /// Records a binary op: checks both vars share a tape, computes the value, appends a node.
+    #[inline]
+    pub(crate) fn record_binary(
+        self,
+        other: Var<'_, E>,
+        name: &'static str,
+        f: impl FnOnce(&Tensor<E>, &Tensor<E>) -> Result<(Op<E>, Tensor<E>, Option<Tensor<E>>)>,
+    ) -> Result<Self> {
+        other.check_tape(self.tape, name)?;
+        self.tape.take_pending()?;
+        let (op, value, saved, requires_grad) = {
+            let nodes = self.tape.nodes();
+            let (a, b) = (&nodes[self.index()], &nodes[other.index()]);
+            let (op, value, saved) = f(&a.value, &b.value)?;
+            let rg = (a.requires_grad || b.requires_grad) && self.tape.is_recording();
+            (op, value, saved, rg)
+        };
+        let mut inputs = Inputs::new();
+        inputs.push(self.id);
+        inputs.push(other.id);
+        let var = self.tape.push_node(op, inputs, value, saved, requires_grad);
+        self.tape.take_pending()?;
+        Ok(var)
+    }
+
+    /// Records an op over any number of vars (all of `vars`' tape).
+    pub(crate) fn record_nary(
+        vars: &[Var<'t, E>],
+        name: &'static str,
+        f: impl FnOnce(&[&Tensor<E>]) -> Result<(Op<E>, Tensor<E>)>,
+    ) -> Result<Self> {
+        let first = vars.first().ok_or_else(|| {
+            AutodiffError::Tensor(tapegrad_tensor::TensorError::Invalid {
+                op: name,
+                reason: "no vars given".into(),
+            })
+        })?;
+        let tape = first.tape;
+        for v in vars {
+            v.check_tape(tape, name)?;
+        }
+        tape.take_pending()?;
+        let (op, value, requires_grad) = {
+            let nodes = tape.nodes();
+            let values: SmallVec<[&Tensor<E>; 4]> =
+                vars.iter().map(|v| &nodes[v.index()].value).collect();
+            let (op, value) = f(&values)?;
+            let rg = vars.iter().any(|v| nodes[v.index()].requires_grad) && tape.is_recording();
+            (op, value, rg)
+        };
+        let inputs: Inputs = vars.iter().map(|v| v.id).collect();
+        let var = tape.push_node(op, inputs, value, None, requires_grad);
+        tape.take_pending()?;
+        Ok(var)
+    }
+
+    /// A copy of this node's value as a constant: no gradient flows back through it.
+    pub fn detach(self) -> Self {
+        let value = self.value();
+        self.tape
+            .push_node(Op::Detach, Inputs::new(), value, None, false)
+    }
+}

@@ -1,0 +1,223 @@
+//! Every differentiable op gradient-checked in f64 by central differences, on random inputs,
+//! including broadcasting shapes and batched matmul.
+
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+use tapegrad_autodiff::{Result, Tape, Var, gradcheck};
+use tapegrad_tensor::Tensor;
+
+const TOL: f64 = 1e-6;
+
+fn randn(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::randn(shape, 0.0, 1.0, &mut StdRng::seed_from_u64(seed))
+}
+
+/// Values in [0.5, 2] (for ln, sqrt, powf and divisors).
+fn positive(shape: &[usize], seed: u64) -> Tensor<f64> {
+    Tensor::rand_uniform(shape, 0.5, 2.0, &mut StdRng::seed_from_u64(seed))
+}
+
+/// Values at least 0.1 away from 0 (for the kinks of abs and relu).
+fn away_from_zero(shape: &[usize], seed: u64) -> Tensor<f64> {
+    let mut rng = StdRng::seed_from_u64(seed);
+    let n: usize = shape.iter().product();
+    let data = (0..n)
+        .map(|_| {
+            let m = rng.random_range(0.1..2.0);
+            if rng.random::<bool>() { m } else { -m }
+        })
+        .collect();
+    Tensor::from_vec(data, shape).unwrap()
+}
+
+/// A fixed random weighting so the checked scalar depends on every output element differently.
+fn weigh<'t>(tape: &'t Tape<f64>, y: Var<'t, f64>) -> Result<Var<'t, f64>> {
+    let w = tape.constant(randn(&y.shape(), 999));
+    Ok(y.mul(w)?.sum())
+}
+
+fn check<F>(name: &str, inputs: Vec<Tensor<f64>>, f: F)
+where
+    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Result<Var<'t, f64>>,
+{
+    let report = gradcheck(&inputs, f).unwrap_or_else(|e| panic!("{name}: {e}"));
+    assert!(report.passed(TOL), "{name}: {report:?}");
+}
+
+#[test]
+fn elementwise_unary_ops() {
+    let x = randn(&[3, 4], 1);
+    check("neg", vec![x.clone()], |t, v| weigh(t, -v[0]));
+    check("square", vec![x.clone()], |t, v| weigh(t, v[0].square()));
+    check("exp", vec![x.clone()], |t, v| weigh(t, v[0].exp()));
+    check("ln", vec![positive(&[3, 4], 2)], |t, v| weigh(t, v[0].ln()));
+    check("sqrt", vec![positive(&[3, 4], 3)], |t, v| {
+        weigh(t, v[0].sqrt())
+    });
+    check("abs", vec![away_from_zero(&[3, 4], 4)], |t, v| {
+        weigh(t, v[0].abs())
+    });
+    check("relu", vec![away_from_zero(&[3, 4], 5)], |t, v| {
+        weigh(t, v[0].relu())
+    });
+    check("sigmoid", vec![x.clone()], |t, v| weigh(t, v[0].sigmoid()));
+    check("tanh", vec![x.clone()], |t, v| weigh(t, v[0].tanh()));
+    check("softplus", vec![x.clone()], |t, v| {
+        weigh(t, v[0].softplus())
+    });
+    check("powf", vec![positive(&[3, 4], 6)], |t, v| {
+        weigh(t, v[0].powf(2.7))
+    });
+    check("affine", vec![x.clone()], |t, v| {
+        weigh(t, v[0].affine(-1.5, 0.25))
+    });
+    check("scalar_div", vec![positive(&[3, 4], 7)], |t, v| {
+        weigh(t, 3.0 / v[0])
+    });
+    check("operators", vec![x], |t, v| {
+        weigh(t, (2.0 * v[0] + 1.0) / 4.0 - v[0] * 0.5)
+    });
+}
+
+#[test]
+fn broadcasting_binary_ops() {
+    let shapes: &[(&[usize], &[usize])] = &[
+        (&[3, 4], &[3, 4]),
+        (&[3, 4], &[4]),
+        (&[3, 1], &[1, 4]),
+        (&[2, 3, 4], &[3, 1]),
+        (&[], &[2, 3]),
+    ];
+    for (i, &(sa, sb)) in shapes.iter().enumerate() {
+        let (a, b) = (randn(sa, 10 + i as u64), randn(sb, 20 + i as u64));
+        let bp = positive(sb, 30 + i as u64);
+        check("add", vec![a.clone(), b.clone()], |t, v| {
+            weigh(t, v[0].add(v[1])?)
+        });
+        check("sub", vec![a.clone(), b.clone()], |t, v| {
+            weigh(t, v[0].sub(v[1])?)
+        });
+        check("mul", vec![a.clone(), b.clone()], |t, v| {
+            weigh(t, v[0].mul(v[1])?)
+        });
+        check("div", vec![a.clone(), bp], |t, v| weigh(t, v[0].div(v[1])?));
+        // The broadcast operand on the left too.
+        check("sub (swapped)", vec![b, a], |t, v| {
+            weigh(t, v[0].sub(v[1])?)
+        });
+    }
+}
+
+#[test]
+fn matmul_2d_and_batched() {
+    check(
+        "matmul 2d",
+        vec![randn(&[3, 5], 40), randn(&[5, 2], 41)],
+        |t, v| weigh(t, v[0].matmul(v[1])?),
+    );
+    check(
+        "matmul batched",
+        vec![randn(&[2, 3, 4], 42), randn(&[2, 4, 2], 43)],
+        |t, v| weigh(t, v[0].matmul(v[1])?),
+    );
+    check(
+        "matmul batch x 2d",
+        vec![randn(&[2, 3, 4], 44), randn(&[4, 2], 45)],
+        |t, v| weigh(t, v[0].matmul(v[1])?),
+    );
+    check(
+        "matmul batch-1 x batch",
+        vec![randn(&[1, 3, 4], 46), randn(&[3, 4, 2], 47)],
+        |t, v| weigh(t, v[0].matmul(v[1])?),
+    );
+    // A var used as both operands, and a product through a transpose.
+    check("matmul fan-out", vec![randn(&[3, 3], 48)], |t, v| {
+        weigh(t, v[0].matmul(v[0].t())?)
+    });
+}
+
+#[test]
+fn shape_ops() {
+    let x = randn(&[3, 4], 50);
+    check("t", vec![x.clone()], |t, v| weigh(t, v[0].t()));
+    check("t batched", vec![randn(&[2, 3, 4], 51)], |t, v| {
+        weigh(t, v[0].t())
+    });
+    check("reshape", vec![x.clone()], |t, v| {
+        weigh(t, v[0].reshape(&[2, 6])?)
+    });
+    check("broadcast_to", vec![randn(&[3, 1], 52)], |t, v| {
+        weigh(t, v[0].broadcast_to(&[2, 3, 4])?)
+    });
+    check(
+        "concat axis 0",
+        vec![x.clone(), randn(&[2, 4], 53)],
+        |t, v| weigh(t, Var::concat(&[v[0], v[1], v[0]], 0)?),
+    );
+    check(
+        "concat axis 1",
+        vec![x.clone(), randn(&[3, 2], 54)],
+        |t, v| weigh(t, Var::concat(&[v[1], v[0]], 1)?),
+    );
+    check("narrow", vec![x.clone()], |t, v| {
+        weigh(t, v[0].narrow(1, 1, 2)?)
+    });
+    check("select_rows", vec![x], |t, v| {
+        weigh(t, v[0].select_rows(&[2, 0, 2, 1])?)
+    });
+}
+
+#[test]
+fn reductions() {
+    let x = randn(&[2, 3, 4], 60);
+    check("sum", vec![x.clone()], |_, v| Ok(v[0].square().sum()));
+    check("mean", vec![x.clone()], |_, v| Ok(v[0].square().mean()));
+    for axis in 0..3 {
+        for keepdim in [false, true] {
+            check("sum_axis", vec![x.clone()], |t, v| {
+                weigh(t, v[0].sum_axis(axis, keepdim)?)
+            });
+            check("mean_axis", vec![x.clone()], |t, v| {
+                weigh(t, v[0].mean_axis(axis, keepdim)?)
+            });
+            check("max_axis", vec![x.clone()], |t, v| {
+                weigh(t, v[0].max_axis(axis, keepdim)?)
+            });
+        }
+    }
+}
+
+#[test]
+fn softmax_family_and_losses() {
+    let z = randn(&[4, 3], 70);
+    for axis in 0..2 {
+        check("softmax", vec![z.clone()], |t, v| {
+            weigh(t, v[0].softmax(axis)?)
+        });
+        check("log_softmax", vec![z.clone()], |t, v| {
+            weigh(t, v[0].log_softmax(axis)?)
+        });
+    }
+    check("softmax_cross_entropy", vec![z.clone()], |_, v| {
+        v[0].softmax_cross_entropy(&[2, 0, 1, 2])
+    });
+    let targets = Tensor::rand_uniform(&[4, 3], 0.0, 1.0, &mut StdRng::seed_from_u64(71));
+    check(
+        "bce_with_logits",
+        vec![z.clone(), targets.clone()],
+        |_, v| v[0].binary_cross_entropy_with_logits(v[1]),
+    );
+    check("mse", vec![z, targets], |_, v| v[0].mse(v[1]));
+}
+
+#[test]
+fn a_composed_network_layer() {
+    // sigmoid(x W + b) with a softmax head: the shape of everything nn builds.
+    let (x, w, b) = (randn(&[5, 3], 80), randn(&[3, 4], 81), randn(&[4], 82));
+    let (w2, b2) = (randn(&[4, 3], 83), randn(&[3], 84));
+    check("two-layer net", vec![x, w, b, w2, b2], |_, v| {
+        let h = v[0].matmul(v[1])?.add(v[2])?.sigmoid();
+        let z = h.matmul(v[3])?.add(v[4])?;
+        z.softmax_cross_entropy(&[0, 1, 2, 1, 0])
+    });
+}

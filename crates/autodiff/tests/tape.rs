@@ -1,0 +1,248 @@
+//! The tape's behaviour: fan-out, repeated backward, reachability, errors and their messages,
+//! stability at extreme logits, traces, drawings and the finite check.
+
+use tapegrad_autodiff::{AutodiffError, Tape, Var, gradcheck};
+use tapegrad_tensor::Tensor;
+
+#[test]
+fn readme_example_values() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::scalar(2.0));
+    let b = tape.var(Tensor::scalar(-3.0));
+    let c = (a * b + a).tanh();
+    let grads = tape.backward(c).unwrap();
+    let sech2 = 1.0 - (-4.0f64).tanh().powi(2);
+    assert!((grads[a].item().unwrap() - sech2 * -2.0).abs() < 1e-15);
+    assert!((grads[b].item().unwrap() - sech2 * 2.0).abs() < 1e-15);
+    assert_eq!(tape.len(), 5);
+}
+
+#[test]
+fn fan_out_sums_gradients_and_backward_twice_agrees() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1.0, -2.0], &[2]).unwrap());
+    // y = sum(x * x + 3x + x^3): dy/dx = 2x + 3 + 3x^2
+    let y = (x * x + 3.0 * x + x.powf(3.0)).sum();
+    let g1 = tape.backward(y).unwrap();
+    let g2 = tape.backward(y).unwrap();
+    assert_eq!(g1[x].to_vec(), vec![8.0, 11.0]);
+    assert_eq!(g1[x], g2[x]);
+}
+
+#[test]
+fn unreached_vars_get_zeros_and_reaches_says_so() {
+    let tape = Tape::<f32>::new();
+    let used = tape.var(Tensor::ones(&[2]));
+    let unused = tape.var(Tensor::ones(&[3, 2]));
+    let data = tape.constant(Tensor::ones(&[2]));
+    let loss = used.mul(data).unwrap().sum();
+    let grads = tape.backward(loss).unwrap();
+    assert!(grads.reaches(used));
+    assert!(!grads.reaches(unused));
+    assert!(!grads.reaches(data));
+    assert_eq!(grads[unused], Tensor::zeros(&[3, 2]));
+    assert_eq!(grads[data].shape(), &[2]);
+}
+
+#[test]
+fn detach_and_no_grad_stop_gradients() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(3.0));
+    let y = x.detach() * x; // only the right factor carries a gradient
+    assert_eq!(tape.backward(y).unwrap()[x].item().unwrap(), 3.0);
+    let z = tape.no_grad(|| x.exp());
+    assert!(!z.requires_grad());
+    assert!(tape.is_recording());
+    let g = tape.backward(z * x).unwrap();
+    assert_eq!(g[x].item().unwrap(), 3f64.exp());
+}
+
+#[test]
+fn gradcheck_catches_a_wrong_gradient() {
+    // Detaching one factor makes backward disagree with the numeric slope (x vs 2x).
+    let x = Tensor::from_vec(vec![1.5, -0.5], &[2]).unwrap();
+    let report = gradcheck(&[x], |_, v| Ok((v[0].detach() * v[0]).sum())).unwrap();
+    assert!(!report.passed(1e-3));
+    assert!((report.max_abs_error() - 1.5).abs() < 1e-6);
+}
+
+#[test]
+fn errors_name_what_was_wrong() {
+    let tape = Tape::<f32>::new();
+    let m = tape.var(Tensor::ones(&[2, 3]));
+    assert_eq!(
+        tape.backward(m).unwrap_err().to_string(),
+        "backward needs a loss with exactly one element, got shape [2, 3]"
+    );
+    let other = Tape::<f32>::new();
+    let foreign = other.var(Tensor::ones(&[2, 3]));
+    let err = m.add(foreign).unwrap_err();
+    assert!(matches!(err, AutodiffError::ForeignVar { op: "add", .. }));
+    assert_eq!(
+        err.to_string(),
+        "var from another tape used in add: a Var belongs to the Tape that created it (var #0)"
+    );
+    assert!(tape.backward(foreign.sum()).is_err());
+    let v = tape.var(Tensor::ones(&[4, 5]));
+    assert_eq!(
+        m.matmul(v).unwrap_err().to_string(),
+        "shape mismatch in matmul: lhs [2, 3], rhs [4, 5]"
+    );
+    assert_eq!(
+        m.add(v).unwrap_err().to_string(),
+        "cannot broadcast in add: lhs [2, 3], rhs [4, 5]"
+    );
+    assert_eq!(
+        m.mse(v).unwrap_err().to_string(),
+        "shape mismatch in mse: lhs [2, 3], rhs [4, 5]"
+    );
+    assert_eq!(
+        m.softmax_cross_entropy(&[0, 3]).unwrap_err().to_string(),
+        "index [1, 3] out of range in softmax_cross_entropy (label of row, class) for shape [2, 3]"
+    );
+    assert_eq!(
+        m.softmax_cross_entropy(&[0]).unwrap_err().to_string(),
+        "shape mismatch in softmax_cross_entropy (logits, labels): lhs [2, 3], rhs [1]"
+    );
+    // Gradients refuse vars of another tape.
+    let grads = tape.backward(m.sum()).unwrap();
+    assert!(grads.get(foreign).is_err());
+}
+
+#[test]
+#[should_panic(expected = "cannot broadcast in mul: lhs [2], rhs [3]")]
+fn operators_panic_with_the_same_message() {
+    let tape = Tape::<f32>::new();
+    let _ = tape.var(Tensor::ones(&[2])) * tape.var(Tensor::ones(&[3]));
+}
+
+#[test]
+fn finite_gradients_at_extreme_logits() {
+    for &z in &[-1000.0f32, -100.0, 100.0, 1000.0] {
+        let tape = Tape::<f32>::new();
+        let x = tape.var(Tensor::from_vec(vec![z, -z], &[1, 2]).unwrap());
+        let s = x.sigmoid().sum();
+        let sp = x.softplus().sum();
+        let t = tape.constant(Tensor::from_vec(vec![1.0, 0.0], &[1, 2]).unwrap());
+        let bce = x.binary_cross_entropy_with_logits(t).unwrap();
+        let ce = x.softmax_cross_entropy(&[0]).unwrap();
+        for loss in [s, sp, bce, ce] {
+            assert!(loss.value().all_finite(), "{z}: {:?}", loss.value());
+            let g = tape.backward(loss).unwrap();
+            assert!(g[x].all_finite(), "{z}: {}", g[x]);
+        }
+        // Softmax cross-entropy at z = 1000 for the right class is 0 with gradient 0; for the
+        // wrong class it is 2000 with gradient -1 / +1.
+        let g = tape.backward(ce).unwrap();
+        let expect = if z > 0.0 {
+            vec![0.0, 0.0]
+        } else {
+            vec![-1.0, 1.0]
+        };
+        if z.abs() == 1000.0 {
+            assert_eq!(g[x].to_vec(), expect);
+            assert_eq!(ce.item().unwrap(), if z > 0.0 { 0.0 } else { 2000.0 });
+        }
+    }
+}
+
+#[test]
+fn clear_keeps_the_buffer_and_old_gradients_refuse_new_vars() {
+    let mut tape = Tape::<f32>::with_capacity(16);
+    let grads = {
+        let x = tape.var(Tensor::scalar(1.0));
+        tape.backward(x.exp()).unwrap()
+    };
+    tape.clear();
+    assert!(tape.is_empty());
+    let y = tape.var(Tensor::scalar(2.0));
+    assert!(grads.get(y).is_err());
+    assert_eq!(tape.backward(y * 3.0).unwrap()[y].item().unwrap(), 3.0);
+}
+
+#[test]
+fn trace_and_dot_show_the_graph() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::scalar(2.0)).named("a");
+    let b = tape.var(Tensor::scalar(-3.0)).named("b");
+    let c = (a * b + a).tanh().named("c");
+    let grads = tape.backward(c).unwrap();
+    let trace = tape.trace_with(&grads);
+    let lines: Vec<&str> = trace.lines().collect();
+    assert_eq!(lines.len(), 6);
+    assert!(lines[0].starts_with("id  op"), "{trace}");
+    assert!(lines[0].ends_with("grad"));
+    assert!(
+        lines[3].contains("mul") && lines[3].contains("#0, #1") && lines[3].contains("-6.0000")
+    );
+    assert!(lines[5].contains("tanh") && lines[5].contains(" c ") && lines[5].contains("1.0000"));
+    let dot = tape.to_dot_with(&grads);
+    assert!(dot.starts_with("digraph tape {"));
+    assert!(dot.contains("n0 -> n2;") && dot.contains("n1 -> n2;") && dot.contains("n3 -> n4;"));
+    assert!(dot.contains("#4 tanh \\\"c\\\""), "{dot}");
+    assert!(dot.contains("grad 1.0000"));
+    assert_eq!(dot.matches(" [label=").count(), 5);
+}
+
+#[test]
+fn finite_check_names_the_node() {
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(true);
+    let x = tape
+        .var(Tensor::from_vec(vec![1.0, -1.0, 4.0], &[3]).unwrap())
+        .named("x");
+    let y = x.ln().named("log_x"); // ln(-1) = NaN
+    let err = y.sum_axis(0, false).unwrap_err();
+    match &err {
+        AutodiffError::NonFinite(r) => {
+            assert_eq!((r.phase, r.id, r.op), ("forward", 1, "ln"));
+            assert_eq!(r.label.as_deref(), Some("log_x"));
+            assert_eq!(r.input_shapes, vec![vec![3]]);
+            assert_eq!(r.indices, vec![1]);
+            assert!(r.values[0].is_nan());
+        }
+        other => panic!("unexpected {other}"),
+    }
+    let msg = err.to_string();
+    assert!(
+        msg.starts_with("non-finite forward value at node #1 (ln \"log_x\")"),
+        "{msg}"
+    );
+    assert!(msg.contains(">1"), "the context marks the node: {msg}");
+
+    // Backward: sqrt at 0 has an infinite derivative.
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(true);
+    let x = tape.var(Tensor::from_vec(vec![0.0, 4.0], &[2]).unwrap());
+    let s = x.sqrt().named("root");
+    let err = tape.backward(s.sum()).unwrap_err();
+    match &err {
+        AutodiffError::NonFinite(r) => assert_eq!((r.phase, r.id), ("backward", 0), "{err}"),
+        other => panic!("unexpected {other}"),
+    }
+    assert!(
+        err.to_string()
+            .starts_with("non-finite backward gradient at node #0 (leaf)"),
+        "{err}"
+    );
+    // Off by default: the same graph runs and gives an infinity.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![0.0, 4.0], &[2]).unwrap());
+    let g = tape.backward(x.sqrt().sum()).unwrap();
+    assert!(g[x].as_slice()[0].is_infinite());
+}
+
+#[test]
+fn var_accessors() {
+    let tape = Tape::<f32>::new();
+    let x = tape.var(Tensor::ones(&[2, 3])).named("x");
+    assert_eq!(x.shape().as_slice(), &[2, 3]);
+    assert_eq!(x.value(), Tensor::ones(&[2, 3]));
+    assert_eq!(x.label().as_deref(), Some("x"));
+    assert_eq!(x.op_name(), "leaf");
+    assert_eq!(x.index(), 0);
+    assert_eq!(format!("{x:?}"), "Var(#0 leaf [2, 3])");
+    let vars: Vec<Var<'_, f32>> = vec![x, x];
+    assert_eq!(Var::concat(&vars, 0).unwrap().shape().as_slice(), &[4, 3]);
+    assert!(Var::<f32>::concat(&[], 0).is_err());
+}
