@@ -5,6 +5,7 @@
 
 use criterion::{criterion_group, criterion_main};
 
+mod autodiff;
 mod elementwise;
 mod matmul;
 
@@ -14,6 +15,6 @@ criterion_group!(
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = matmul::bench, elementwise::bench
+    targets = matmul::bench, elementwise::bench, autodiff::bench
 );
 criterion_main!(benches);

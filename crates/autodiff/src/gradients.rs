@@ -9,12 +9,6 @@ use crate::error::{AutodiffError, Result};
 use crate::tape::{Node, Tape};
 use crate::var::Var;
 
-enum Slot<E: Float> {
-    Reached(Tensor<E>),
-    /// No path to the loss: zeros of the node's shape, made on first access.
-    Unreached(Shape, OnceCell<Tensor<E>>),
-}
-
 /// The gradients of one loss with respect to the nodes of one tape.
 ///
 /// `grads[var]` is the gradient with `var`'s shape. A var with no path to the loss gets zeros,
@@ -22,40 +16,36 @@ enum Slot<E: Float> {
 pub struct Gradients<E: Float = f32> {
     tape_id: u64,
     generation: u64,
-    slots: Vec<Slot<E>>,
+    /// The gradient of every node up to the loss that a path from the loss reached.
+    grads: Vec<Option<Tensor<E>>>,
+    /// For nodes not reached (sorted by id): their shape, and zeros made on first access.
+    unreached: Vec<(usize, Shape, OnceCell<Tensor<E>>)>,
 }
 
 impl<E: Float> Gradients<E> {
     pub(crate) fn new(tape: &Tape<E>, nodes: &[Node<E>], grads: Vec<Option<Tensor<E>>>) -> Self {
-        let mut slots: Vec<Slot<E>> = Vec::with_capacity(nodes.len());
-        let mut grads = grads.into_iter();
-        for node in nodes {
-            slots.push(match grads.next().flatten() {
-                Some(g) => Slot::Reached(g),
-                None => Slot::Unreached(Shape::from_slice(node.value.shape()), OnceCell::new()),
-            });
-        }
+        let unreached = nodes
+            .iter()
+            .enumerate()
+            .filter(|&(i, _)| grads.get(i).is_none_or(Option::is_none))
+            .map(|(i, n)| (i, Shape::from_slice(n.value.shape()), OnceCell::new()))
+            .collect();
         Gradients {
             tape_id: tape.id(),
             generation: tape.generation(),
-            slots,
+            grads,
+            unreached,
         }
     }
 
-    fn slot(&self, var: Var<'_, E>, op: &'static str) -> Result<&Slot<E>> {
+    fn check(&self, var: Var<'_, E>, op: &'static str) -> Result<usize> {
         let tape = var.tape();
-        if tape.id() != self.tape_id || tape.generation() != self.generation {
-            return Err(AutodiffError::ForeignVar {
-                op,
-                id: var.index(),
-            });
+        let i = var.index();
+        let known = i < self.grads.len() || self.unreached.last().is_some_and(|u| u.0 >= i);
+        if tape.id() != self.tape_id || tape.generation() != self.generation || !known {
+            return Err(AutodiffError::ForeignVar { op, id: i });
         }
-        self.slots
-            .get(var.index())
-            .ok_or(AutodiffError::ForeignVar {
-                op,
-                id: var.index(),
-            })
+        Ok(i)
     }
 
     /// The gradient of `var` (zeros when it does not reach the loss).
@@ -65,38 +55,40 @@ impl<E: Float> Gradients<E> {
     /// [`AutodiffError::ForeignVar`] when `var` belongs to another tape, or to this tape after a
     /// [`Tape::clear`].
     pub fn get(&self, var: Var<'_, E>) -> Result<&Tensor<E>> {
-        Ok(match self.slot(var, "gradients lookup")? {
-            Slot::Reached(t) => t,
-            Slot::Unreached(shape, cell) => cell.get_or_init(|| Tensor::zeros(shape)),
-        })
+        let i = self.check(var, "gradients lookup")?;
+        if let Some(Some(g)) = self.grads.get(i) {
+            return Ok(g);
+        }
+        let k = self
+            .unreached
+            .binary_search_by_key(&i, |u| u.0)
+            .map_err(|_| AutodiffError::ForeignVar {
+                op: "gradients lookup",
+                id: i,
+            })?;
+        let (_, shape, cell) = &self.unreached[k];
+        Ok(cell.get_or_init(|| Tensor::zeros(shape)))
     }
 
     /// Whether a path leads from `var` to the loss (false for constants and for vars the loss
     /// does not depend on, and for vars of another tape).
     pub fn reaches(&self, var: Var<'_, E>) -> bool {
-        matches!(self.slot(var, "reaches"), Ok(Slot::Reached(_)))
+        self.check(var, "reaches").is_ok() && self.by_index(var.index()).is_some()
     }
 
     /// The gradient of node `id` if one reached it (for traces and drawings).
     pub(crate) fn by_index(&self, id: usize) -> Option<&Tensor<E>> {
-        match self.slots.get(id)? {
-            Slot::Reached(t) => Some(t),
-            Slot::Unreached(..) => None,
-        }
+        self.grads.get(id)?.as_ref()
     }
 }
 
 impl<E: Float> std::fmt::Debug for Gradients<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let reached = self
-            .slots
-            .iter()
-            .filter(|s| matches!(s, Slot::Reached(_)))
-            .count();
+        let reached = self.grads.iter().filter(|g| g.is_some()).count();
         write!(
             f,
             "Gradients({} nodes, {reached} reached)",
-            self.slots.len()
+            reached + self.unreached.len()
         )
     }
 }

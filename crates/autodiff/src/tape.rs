@@ -25,7 +25,7 @@ pub(crate) struct Node<E: Float> {
     /// The forward value.
     pub(crate) value: Tensor<E>,
     /// An extra tensor the backward needs beyond inputs and output (e.g. softmax probabilities).
-    pub(crate) saved: Option<Tensor<E>>,
+    pub(crate) saved: Option<Box<Tensor<E>>>,
     /// Whether a gradient flows to this node (a leaf var, or an op with such an input).
     pub(crate) requires_grad: bool,
     /// A user-given name for traces and drawings.
@@ -176,6 +176,7 @@ impl<E: Float> Tape<E> {
     }
 
     /// Appends one node. All recording goes through here.
+    #[inline]
     pub(crate) fn push_node(
         &self,
         op: Op<E>,
@@ -190,7 +191,7 @@ impl<E: Float> Tape<E> {
             op,
             inputs,
             value,
-            saved,
+            saved: saved.map(Box::new),
             requires_grad,
             label: None,
         });

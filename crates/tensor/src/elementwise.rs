@@ -140,6 +140,16 @@ impl<E: Float> Tensor<E> {
         op: &'static str,
         f: impl Fn(E, E) -> E,
     ) -> Result<Tensor<E>> {
+        if self.data.len() == 1 && other.data.len() == 1 && self.rank() >= other.rank() {
+            let mut data = Storage::new();
+            data.push(f(self.data[0], other.data[0]));
+            let shape = if self.shape == other.shape || other.rank() == 0 {
+                self.shape.clone()
+            } else {
+                broadcast_shape(op, &self.shape, &other.shape)?
+            };
+            return Ok(Tensor::from_parts(data, shape));
+        }
         if self.shape == other.shape {
             let data = self
                 .data

@@ -305,6 +305,17 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         Ok(())
     }
 
+    /// Adds `v` into the gradient of a one-element input `k` (the scalar graph's fast path).
+    #[inline]
+    fn accumulate_one(&mut self, k: usize, v: E) -> Result<()> {
+        let shape = self.input(k).shape();
+        match self.slot(k) {
+            Some(acc) => acc.as_mut_slice()[0] += v,
+            slot @ None => *slot = Some(Tensor::full(shape, v)),
+        }
+        Ok(())
+    }
+
     /// Reduces a broadcast-shaped `t` to input `k`'s shape, then accumulates it.
     pub(crate) fn accumulate_sum_to(&mut self, k: usize, t: Tensor<E>) -> Result<()> {
         if !self.wants(k) {
@@ -331,6 +342,10 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         let (g, x, y) = (self.grad, self.input(k), self.output());
+        if g.len() == 1 {
+            let v = f(g.as_slice()[0], x.as_slice()[0], y.as_slice()[0]);
+            return self.accumulate_one(k, v);
+        }
         debug_assert!(g.shape() == x.shape() && x.shape() == y.shape());
         let (gs, xs, ys) = (g.as_slice(), x.as_slice(), y.as_slice());
         match self.slot(k) {
@@ -368,6 +383,15 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         let (g, a, b, y) = (self.grad, self.input(0), self.input(1), self.output());
+        if g.len() == 1 && a.len() == 1 && b.len() == 1 {
+            let v = f(
+                g.as_slice()[0],
+                a.as_slice()[0],
+                b.as_slice()[0],
+                y.as_slice()[0],
+            );
+            return self.accumulate_one(k, v);
+        }
         let target = self.input(k).shape();
         if a.shape() == g.shape() && b.shape() == g.shape() {
             let (gs, as_, bs, ys) = (g.as_slice(), a.as_slice(), b.as_slice(), y.as_slice());
