@@ -11,10 +11,10 @@ use tapegrad::prelude::*;
 fn out_dir() -> PathBuf {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
-        if a == "--out" {
-            if let Some(dir) = args.next() {
-                return PathBuf::from(dir);
-            }
+        if a == "--out"
+            && let Some(dir) = args.next()
+        {
+            return PathBuf::from(dir);
         }
     }
     PathBuf::from("target/tapegrad-plots")
