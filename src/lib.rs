@@ -18,10 +18,14 @@ pub enum Error {
     /// Recording ops or running backward failed (another tape's var, a non-scalar loss, a NaN).
     #[error(transparent)]
     Autodiff(#[from] tapegrad_autodiff::AutodiffError),
+    /// Building, running or training a network, or loading data, failed.
+    #[error(transparent)]
+    Nn(#[from] tapegrad_nn::NnError),
 }
 
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_autodiff::{Gradients, Tape, Var, gradcheck};
+    pub use tapegrad_nn::{Activation, Dataset, Init, Loss, Network, OptimizerKind, TrainConfig};
     pub use tapegrad_tensor::{Float, Tensor, Transpose};
 }

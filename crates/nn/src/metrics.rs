@@ -1,0 +1,158 @@
+//! Metrics: accuracy, loss on a dataset, and the confusion matrix.
+
+use std::fmt;
+
+use tapegrad_autodiff::Tape;
+use tapegrad_tensor::{Float, Tensor};
+
+use crate::data::{Dataset, Targets};
+use crate::error::{Result, data};
+use crate::loss::Loss;
+use crate::network::Network;
+
+/// The predicted class of each row of a `[batch, k]` output: above 0.5 when `k == 1`, else the
+/// argmax.
+pub(crate) fn classes_of<E: Float>(p: &Tensor<E>) -> Result<Vec<usize>> {
+    if p.rank() != 2 {
+        return Err(data(
+            "classes",
+            format!("expected outputs [batch, k], got {:?}", p.shape()),
+        ));
+    }
+    if p.shape()[1] == 1 {
+        let half = E::from_f64(0.5);
+        Ok(p.as_slice()
+            .iter()
+            .map(|&v| usize::from(v > half))
+            .collect())
+    } else {
+        Ok(p.argmax_indices(1)?)
+    }
+}
+
+/// The fraction of `predicted` equal to `labels` (NaN for empty inputs).
+pub fn accuracy(predicted: &[usize], labels: &[usize]) -> f64 {
+    let hits = predicted.iter().zip(labels).filter(|(a, b)| a == b).count();
+    hits as f64 / labels.len() as f64
+}
+
+/// Counts of (true class, predicted class) pairs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfusionMatrix {
+    /// `counts[t][p]`: samples of true class `t` predicted as `p`.
+    pub counts: Vec<Vec<usize>>,
+}
+
+impl ConfusionMatrix {
+    /// Builds the matrix for `num_classes` classes.
+    ///
+    /// # Errors
+    ///
+    /// [`crate::NnError::Data`] when a label or prediction is not below `num_classes`, or the
+    /// lengths differ.
+    pub fn new(predicted: &[usize], labels: &[usize], num_classes: usize) -> Result<Self> {
+        if predicted.len() != labels.len() {
+            return Err(data(
+                "confusion_matrix",
+                format!(
+                    "{} predictions for {} labels",
+                    predicted.len(),
+                    labels.len()
+                ),
+            ));
+        }
+        let mut counts = vec![vec![0; num_classes]; num_classes];
+        for (&p, &t) in predicted.iter().zip(labels) {
+            if p >= num_classes || t >= num_classes {
+                return Err(data(
+                    "confusion_matrix",
+                    format!("class {} is not below {num_classes}", p.max(t)),
+                ));
+            }
+            counts[t][p] += 1;
+        }
+        Ok(ConfusionMatrix { counts })
+    }
+
+    /// The fraction on the diagonal.
+    pub fn accuracy(&self) -> f64 {
+        let total: usize = self.counts.iter().flatten().sum();
+        let hits: usize = (0..self.counts.len()).map(|i| self.counts[i][i]).sum();
+        hits as f64 / total as f64
+    }
+}
+
+impl fmt::Display for ConfusionMatrix {
+    /// Rows are true classes, columns predicted classes.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let w = self
+            .counts
+            .iter()
+            .flatten()
+            .map(|c| c.to_string().len())
+            .max()
+            .unwrap_or(1)
+            .max(3);
+        write!(f, "{:>6}", "t\\p")?;
+        for p in 0..self.counts.len() {
+            write!(f, " {p:>w$}")?;
+        }
+        for (t, row) in self.counts.iter().enumerate() {
+            write!(f, "\n{t:>6}")?;
+            for c in row {
+                write!(f, " {c:>w$}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl<E: Float> Network<E> {
+    /// Classification accuracy on a dataset.
+    ///
+    /// # Errors
+    ///
+    /// When the dataset has no class labels or does not fit the network.
+    pub fn accuracy(&self, data: &Dataset<E>) -> Result<f64> {
+        let labels = data.labels().ok_or_else(|| {
+            crate::error::data(
+                "accuracy",
+                "the dataset has regression targets, not classes",
+            )
+        })?;
+        Ok(accuracy(&self.predict_classes(&data.x)?, labels))
+    }
+
+    /// The confusion matrix on a dataset.
+    ///
+    /// # Errors
+    ///
+    /// As [`Network::accuracy`].
+    pub fn confusion_matrix(&self, data: &Dataset<E>) -> Result<ConfusionMatrix> {
+        let labels = data.labels().ok_or_else(|| {
+            crate::error::data("confusion_matrix", "the dataset has regression targets")
+        })?;
+        let k = match data.y {
+            Targets::Classes { num_classes, .. } => num_classes,
+            Targets::Values(_) => unreachable!("labels exist"),
+        };
+        ConfusionMatrix::new(&self.predict_classes(&data.x)?, labels, k.max(2))
+    }
+
+    /// The mean loss on a whole dataset (with [`Loss::Auto`] chosen from the output and targets).
+    ///
+    /// # Errors
+    ///
+    /// When the dataset does not fit the network or the loss.
+    pub fn loss(&self, data: &Dataset<E>, loss: Loss) -> Result<f64> {
+        let tape = Tape::<E>::new();
+        let x = tape.constant(data.x.clone());
+        let out = tape.no_grad(|| {
+            let bound = self.bind(&tape);
+            self.forward_bound(&bound, x)
+        })?;
+        let all: Vec<usize> = (0..data.len()).collect();
+        let l = loss.resolve(self, data)?.on_batch(&tape, out, data, &all)?;
+        Ok(l.item()?.to_f64())
+    }
+}
