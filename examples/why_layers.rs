@@ -3,10 +3,14 @@
 //! hidden sigmoid layer side by side on data that no line separates, and on real data that a
 //! line nearly does, and prints test accuracy, parameter counts and training time.
 //!
-//! Run: `cargo run --release --example why_layers`
+//! Run: `cargo run --release --example why_layers [-- --out DIR]`; for each 2-D dataset it also
+//! writes a picture of both decision boundaries to `DIR` (default `target/tapegrad-plots/`).
+
+mod common;
 
 use std::time::Instant;
 
+use tapegrad::nn::boundary::{bounds, decision_grid};
 use tapegrad::nn::{self, Dataset, Network, OptimizerKind, Standardizer, TrainConfig};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 
@@ -26,14 +30,16 @@ fn fit(
     test: &Dataset<f32>,
     config: &TrainConfig,
     rng: &mut StdRng,
-) -> Result<(f64, usize, f64), tapegrad::Error> {
+) -> common::Res<(f64, usize, f64)> {
     let start = Instant::now();
     nn::train(net, train, config, rng)?;
     let seconds = start.elapsed().as_secs_f64();
     Ok((net.accuracy(test)?, net.num_parameters(), seconds))
 }
 
-fn main() -> Result<(), tapegrad::Error> {
+fn main() -> common::Res {
+    let out = common::out_dir()?;
+    let quick = common::quick();
     let mut rng = StdRng::seed_from_u64(SEED);
     let datasets: Vec<(String, Dataset<f32>)> = vec![
         ("xor (noise 0.3)".into(), nn::data::xor(400, 0.3, &mut rng)),
@@ -52,7 +58,7 @@ fn main() -> Result<(), tapegrad::Error> {
         ("breast cancer".into(), nn::data::breast_cancer()),
     ];
     let config = TrainConfig {
-        epochs: 2000,
+        epochs: if quick { 20 } else { 2000 },
         batch_size: 32,
         learning_rate: 0.03,
         optimizer: OptimizerKind::Adam {
@@ -66,7 +72,7 @@ fn main() -> Result<(), tapegrad::Error> {
     // Logistic regression is convex: plain settings converge, and a little L2 (as
     // scikit-learn's default C = 1 adds) keeps it from chasing outliers on breast cancer.
     let logreg_config = TrainConfig {
-        epochs: 300,
+        epochs: if quick { 20 } else { 300 },
         batch_size: 32,
         learning_rate: 0.1,
         optimizer: OptimizerKind::Sgd {
@@ -78,6 +84,7 @@ fn main() -> Result<(), tapegrad::Error> {
     };
     let total = Instant::now();
     let mut rows = Vec::new();
+    let mut pictures = Vec::new();
     for (name, data) in datasets {
         let (train, test) = nn::data::train_test_split(&data, 0.2, &mut rng)?;
         let scaler = Standardizer::fit(&train.x)?;
@@ -90,6 +97,34 @@ fn main() -> Result<(), tapegrad::Error> {
         let mut mlp = Network::mlp(&[d, HIDDEN, 1], &mut rng);
         let logreg_result = fit(&mut logreg, &train, &test, &logreg_config, &mut rng)?;
         let mlp_result = fit(&mut mlp, &train, &test, &config, &mut rng)?;
+        if d == 2 {
+            let everything = scaler.transform_dataset(&data)?;
+            let (xr, yr) = bounds(&everything.x, 0.3)?;
+            let cells = if quick { 10 } else { 90 };
+            let panels = [
+                (
+                    format!(
+                        "{name}: logistic regression, test acc. {:.3}",
+                        logreg_result.0
+                    ),
+                    decision_grid(&logreg, xr, yr, (cells, cells))?,
+                ),
+                (
+                    format!(
+                        "{name}: {HIDDEN} hidden units, test acc. {:.3}",
+                        mlp_result.0
+                    ),
+                    decision_grid(&mlp, xr, yr, (cells, cells))?,
+                ),
+            ];
+            let file = format!(
+                "why_layers_{}.svg",
+                name.split(' ').next().unwrap_or("data")
+            );
+            let path = out.join(file);
+            common::boundary_panels(&path, &panels, &everything)?;
+            pictures.push(path);
+        }
         rows.push(Row {
             name,
             n: data.len(),
@@ -118,5 +153,9 @@ fn main() -> Result<(), tapegrad::Error> {
         );
     }
     println!("\ntotal {:.1} s", total.elapsed().as_secs_f64());
+    println!("\nDecision boundaries (test accuracy in each title):");
+    for p in pictures {
+        println!("  {}", p.display());
+    }
     Ok(())
 }

@@ -23,6 +23,7 @@
 #![deny(missing_docs)]
 
 mod activation;
+pub mod boundary;
 pub mod data;
 mod error;
 mod init;
