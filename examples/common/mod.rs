@@ -121,7 +121,8 @@ where
                 RGBColor(40, 40, 40).stroke_width(2),
             )
         });
-    draw_points(&mut chart, data)?;
+    let radius = if data.len() <= 16 { 7 } else { 3 };
+    draw_points(&mut chart, data, radius)?;
     chart
         .configure_series_labels()
         .position(SeriesLabelPosition::UpperRight)
@@ -138,6 +139,7 @@ fn draw_points<DB: DrawingBackend>(
         Cartesian2d<plotters::coord::types::RangedCoordf64, plotters::coord::types::RangedCoordf64>,
     >,
     data: &Dataset<f32>,
+    radius: i32,
 ) -> Res
 where
     DB::ErrorType: 'static,
@@ -148,7 +150,11 @@ where
         chart
             .draw_series(labels.iter().enumerate().filter(|&(_, &l)| l == class).map(
                 move |(i, _)| {
-                    Circle::new((x[2 * i] as f64, x[2 * i + 1] as f64), 3, color.filled())
+                    Circle::new(
+                        (x[2 * i] as f64, x[2 * i + 1] as f64),
+                        radius,
+                        color.filled(),
+                    )
                 },
             ))?
             .label(format!("class {class}"))
@@ -319,10 +325,10 @@ pub fn points_with_line(
         .draw_series(LineSeries::new(pts, BLACK.stroke_width(2)))?
         .label("output neuron: w . h + b = 0")
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], BLACK.stroke_width(2)));
-    draw_points(&mut chart, data)?;
+    draw_points(&mut chart, data, 7)?;
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::LowerRight)
+        .position(SeriesLabelPosition::UpperLeft)
         .background_style(WHITE.mix(0.85))
         .border_style(BLACK)
         .draw()?;

@@ -77,7 +77,9 @@ impl Loss {
                 Ok(out.output.mse(tape.constant(t))?)
             }
             (Loss::MeanSquaredError, Targets::Values(y)) => {
-                let t = if rows.len() == y.shape()[0] {
+                let in_order =
+                    rows.len() == y.shape()[0] && rows.iter().enumerate().all(|(i, &r)| i == r);
+                let t = if in_order {
                     y.clone()
                 } else {
                     y.select_rows(rows)?

@@ -188,7 +188,8 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
         for (b, rows) in order.chunks(config.batch_size).enumerate() {
             tape.clear();
             tape.set_check_finite(config.check_finite);
-            let xb: Tensor<E> = if rows.len() == n && !config.shuffle {
+            let xb: Tensor<E> = if rows.len() == n && rows.iter().enumerate().all(|(i, &r)| i == r)
+            {
                 data.x.clone()
             } else {
                 data.x.select_rows(rows)?

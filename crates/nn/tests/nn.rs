@@ -409,6 +409,20 @@ fn mse_regression_and_explicit_losses() {
     assert!(net.loss(&data, Loss::Auto).unwrap() < 1e-6);
     let w = net.params.find("n1.weight").unwrap();
     assert!((net.params[w].as_slice()[0] - 3.0).abs() < 1e-3);
+    // Full-batch and shuffled: the rows of x and y stay paired.
+    let mut net2 = Network::<f64>::new(1);
+    let out2 = net2
+        .neuron(&[net2.input()], Activation::Identity, &mut rng)
+        .unwrap();
+    net2.set_output(out2).unwrap();
+    let full = TrainConfig {
+        epochs: 500,
+        batch_size: 64,
+        learning_rate: 0.1,
+        ..Default::default()
+    };
+    train(&mut net2, &data, &full, &mut rng).unwrap();
+    assert!(net2.loss(&data, Loss::Auto).unwrap() < 1e-6);
     // Cross-entropy on regression targets is refused.
     let err = net.loss(&data, Loss::BinaryCrossEntropy).unwrap_err();
     assert!(

@@ -4,7 +4,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Result, TensorError};
 use crate::float::Float;
-use crate::tensor::{Shape, Storage, Tensor, contiguous_strides};
+use crate::tensor::{Shape, Storage, Tensor, collect_storage, contiguous_strides};
 
 /// The NumPy broadcast of two shapes: axes aligned from the right, sizes equal or one of them 1.
 ///
@@ -65,9 +65,9 @@ fn zip_broadcast<E: Float>(
     mut f: impl FnMut(E, E) -> E,
 ) -> Storage<E> {
     let n = crate::tensor::numel(out);
-    let mut data = Storage::with_capacity(n);
+    let mut data: Vec<E> = Vec::with_capacity(n);
     if n == 0 {
-        return data;
+        return Storage::new();
     }
     let sa = broadcast_strides(&a.shape, out);
     let sb = broadcast_strides(&b.shape, out);
@@ -109,7 +109,7 @@ fn zip_broadcast<E: Float>(
             idx[d] = 0;
         }
     }
-    data
+    Storage::from_vec(data)
 }
 
 impl<E: Float> Tensor<E> {
@@ -151,12 +151,7 @@ impl<E: Float> Tensor<E> {
             return Ok(Tensor::from_parts(data, shape));
         }
         if self.shape == other.shape {
-            let data = self
-                .data
-                .iter()
-                .zip(&other.data)
-                .map(|(&a, &b)| f(a, b))
-                .collect();
+            let data = collect_storage(self.data.iter().zip(&other.data).map(|(&a, &b)| f(a, b)));
             return Ok(Tensor::from_parts(data, self.shape.clone()));
         }
         if other.data.len() == 1 && other.rank() <= self.rank() {

@@ -13,6 +13,17 @@ pub type Shape = SmallVec<[usize; 4]>;
 /// heap (a scalar graph node must cost tens of nanoseconds, not an allocation).
 pub(crate) type Storage<E> = SmallVec<[E; 4]>;
 
+/// Collects an exact-size iterator into storage: inline for up to four elements, otherwise
+/// through `Vec` (whose collection of a trusted-length iterator vectorizes) without a copy.
+#[inline]
+pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) -> Storage<E> {
+    if it.len() <= 4 {
+        it.collect()
+    } else {
+        SmallVec::from_vec(it.collect::<Vec<E>>())
+    }
+}
+
 /// A dense, row-major tensor of `f32` (the default) or `f64` of any rank, including 0 (scalars).
 ///
 /// ```
@@ -247,7 +258,7 @@ impl<E: Float> Tensor<E> {
     /// Converts every element to another float type.
     pub fn cast<F: Float>(&self) -> Tensor<F> {
         Tensor::from_parts(
-            self.data.iter().map(|v| F::from_f64(v.to_f64())).collect(),
+            crate::tensor::collect_storage(self.data.iter().map(|v| F::from_f64(v.to_f64()))),
             self.shape.clone(),
         )
     }

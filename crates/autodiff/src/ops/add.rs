@@ -1,6 +1,8 @@
 //! `add`: the elementwise sum with NumPy broadcasting. y = a + b; dy/da = 1, dy/db = 1. Each operand's gradient is
 //! summed back to that operand's shape.
 
+use std::borrow::Cow;
+
 use tapegrad_tensor::Float;
 
 use super::{BackwardCtx, Op};
@@ -35,6 +37,6 @@ impl<'t, E: Float> Var<'t, E> {
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_binary(0, |g, _a, _b, _y| g)?;
-    ctx.accumulate_binary(1, |g, _a, _b, _y| g)
+    ctx.accumulate_binary(0, |g, _a, _b, _y| g, |g, _a, _b, _y| Ok(Cow::Borrowed(g)))?;
+    ctx.accumulate_binary(1, |g, _a, _b, _y| g, |g, _a, _b, _y| Ok(Cow::Borrowed(g)))
 }

@@ -1,6 +1,8 @@
 //! `div`: the elementwise quotient with NumPy broadcasting. y = a / b; dy/da = 1 / b, dy/db = -a / b^2 = -y / b. Each operand's gradient is
 //! summed back to that operand's shape.
 
+use std::borrow::Cow;
+
 use tapegrad_tensor::Float;
 
 use super::{BackwardCtx, Op};
@@ -35,6 +37,14 @@ impl<'t, E: Float> Var<'t, E> {
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_binary(0, |g, _a, b, _y| g / b)?;
-    ctx.accumulate_binary(1, |g, _a, b, y| -g * y / b)
+    ctx.accumulate_binary(
+        0,
+        |g, _a, b, _y| g / b,
+        |g, _a, b, _y| Ok(Cow::Owned(g.div(b)?)),
+    )?;
+    ctx.accumulate_binary(
+        1,
+        |g, _a, b, y| -g * y / b,
+        |g, _a, b, y| Ok(Cow::Owned(g.mul(y)?.div(b)?.neg())),
+    )
 }

@@ -2,6 +2,8 @@
 //! side by side. Adding an op means a file here, a variant of [`Op`], and one arm in each of the
 //! two exhaustive matches below (no `_ =>` arm, so a forgotten op does not compile).
 
+use std::borrow::Cow;
+
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::Result;
@@ -371,13 +373,20 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         }
         Ok(())
     }
-    /// For broadcasting binary ops: adds `f(g, a, b, y)` (computed over the broadcast output
-    /// shape, then summed back to input `k`'s shape) into input `k`'s gradient. Without
-    /// broadcasting this runs in place like [`BackwardCtx::accumulate_elementwise`].
+    /// For broadcasting binary ops: adds `f(g, a, b, y)` elementwise into input `k`'s gradient
+    /// when no operand is broadcast (in place when the slot exists, no temporary). When one is,
+    /// `broadcast(g, a, b, y)` gives the gradient over the output's shape (borrowing `g` itself
+    /// where it can), which is then summed back to input `k`'s shape.
     pub(crate) fn accumulate_binary(
         &mut self,
         k: usize,
         f: impl Fn(E, E, E, E) -> E,
+        broadcast: impl FnOnce(
+            &'a Tensor<E>,
+            &'a Tensor<E>,
+            &'a Tensor<E>,
+            &'a Tensor<E>,
+        ) -> Result<Cow<'a, Tensor<E>>>,
     ) -> Result<()> {
         if !self.wants(k) {
             return Ok(());
@@ -392,7 +401,6 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             );
             return self.accumulate_one(k, v);
         }
-        let target = self.input(k).shape();
         if a.shape() == g.shape() && b.shape() == g.shape() {
             let (gs, as_, bs, ys) = (g.as_slice(), a.as_slice(), b.as_slice(), y.as_slice());
             if let Some(acc) = self.slot(k) {
@@ -408,20 +416,25 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             *self.slot(k) = Some(t);
             return Ok(());
         }
-        let full = |t: &Tensor<E>| -> Result<Tensor<E>> {
-            if t.shape() == g.shape() {
-                Ok(t.clone())
-            } else {
-                Ok(t.broadcast_to(g.shape())?)
-            }
-        };
-        let (fa, fb) = (full(a)?, full(b)?);
-        let (gs, as_, bs, ys) = (g.as_slice(), fa.as_slice(), fb.as_slice(), y.as_slice());
-        let mut t = g.clone();
-        for (i, v) in t.as_mut_slice().iter_mut().enumerate() {
-            *v = f(gs[i], as_[i], bs[i], ys[i]);
+        let full = broadcast(g, a, b, y)?;
+        self.accumulate_reduced(k, &full)
+    }
+
+    /// Sums `t` (of the output's broadcast shape) down to input `k`'s shape and accumulates it,
+    /// in place where the shapes already agree.
+    pub(crate) fn accumulate_reduced(&mut self, k: usize, t: &Tensor<E>) -> Result<()> {
+        if !self.wants(k) {
+            return Ok(());
         }
-        let reduced = t.sum_to(target)?;
+        let shape = self.input(k).shape();
+        if t.shape() == shape {
+            match self.slot(k) {
+                Some(acc) => acc.add_assign(t)?,
+                slot @ None => *slot = Some(t.clone()),
+            }
+            return Ok(());
+        }
+        let reduced = t.sum_to(shape)?;
         self.accumulate(k, reduced)
     }
 }

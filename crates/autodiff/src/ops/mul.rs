@@ -1,6 +1,8 @@
 //! `mul`: the elementwise product with NumPy broadcasting. y = a b; dy/da = b, dy/db = a. Each operand's gradient is
 //! summed back to that operand's shape.
 
+use std::borrow::Cow;
+
 use tapegrad_tensor::Float;
 
 use super::{BackwardCtx, Op};
@@ -35,6 +37,14 @@ impl<'t, E: Float> Var<'t, E> {
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_binary(0, |g, _a, b, _y| g * b)?;
-    ctx.accumulate_binary(1, |g, a, _b, _y| g * a)
+    ctx.accumulate_binary(
+        0,
+        |g, _a, b, _y| g * b,
+        |g, _a, b, _y| Ok(Cow::Owned(g.mul(b)?)),
+    )?;
+    ctx.accumulate_binary(
+        1,
+        |g, a, _b, _y| g * a,
+        |g, a, _b, _y| Ok(Cow::Owned(g.mul(a)?)),
+    )
 }
