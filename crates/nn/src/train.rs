@@ -155,10 +155,11 @@ pub fn train<E: Float, R: Rng + ?Sized>(
     config: &TrainConfig,
     rng: &mut R,
 ) -> Result<TrainReport> {
-    train_with(net, data, config, rng, |_| {})
+    train_with(net, data, config, rng, |_, _| {})
 }
 
-/// [`train`], calling `on_epoch` after every epoch (for progress bars, logging, early looks).
+/// [`train`], calling `on_epoch` with the epoch's statistics and the network after every epoch
+/// (for progress bars, logging, looking at weights as they move).
 ///
 /// # Errors
 ///
@@ -168,7 +169,7 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
     data: &Dataset<E>,
     config: &TrainConfig,
     rng: &mut R,
-    mut on_epoch: impl FnMut(&EpochStats),
+    mut on_epoch: impl FnMut(&EpochStats, &Network<E>),
 ) -> Result<TrainReport> {
     let loss_kind = validate(net, data, config)?;
     let mut optimizer = Optimizer::new(config.optimizer)?;
@@ -240,7 +241,7 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
                 None => eprintln!("epoch {epoch:>4}  loss {:.5}", stats.loss),
             }
         }
-        on_epoch(&stats);
+        on_epoch(&stats, net);
         history.push(stats);
     }
     let seconds = start.elapsed().as_secs_f64();
