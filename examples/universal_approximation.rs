@@ -22,7 +22,7 @@ type Target = (&'static str, &'static str, fn(f64) -> f64);
 fn targets() -> [Target; 3] {
     [
         ("sin(3x)", "sin", |x| (3.0 * x).sin()),
-        ("|x|", "abs", |x| x.abs()),
+        ("abs(x)", "abs", |x| x.abs()),
         ("step", "step", |x| if x < 0.0 { 0.0 } else { 1.0 }),
     ]
 }
