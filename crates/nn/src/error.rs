@@ -71,6 +71,14 @@ pub enum NnError {
         /// The loss value.
         loss: f64,
     },
+    /// A checkpoint that does not fit the network, or is not a valid safetensors file.
+    #[error("checkpoint {file}: {reason}")]
+    Checkpoint {
+        /// The file.
+        file: String,
+        /// Every mismatch, or what is wrong with the file.
+        reason: String,
+    },
     /// A file could not be read or written.
     #[error("{path}: {source}")]
     Io {

@@ -24,6 +24,7 @@
 
 mod activation;
 pub mod boundary;
+pub mod checkpoint;
 pub mod data;
 mod error;
 mod init;
@@ -43,4 +44,4 @@ pub use metrics::{ConfusionMatrix, accuracy};
 pub use network::{Bound, Network, Node, NodeId, NodeKind, Outputs};
 pub use optim::{Optimizer, OptimizerKind};
 pub use params::{Param, ParamId, ParamStore};
-pub use train::{EpochStats, TrainConfig, TrainReport, train, train_with};
+pub use train::{EpochStats, TrainConfig, TrainReport, TrainState, train, train_from, train_with};

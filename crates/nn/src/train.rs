@@ -1,14 +1,16 @@
 //! Training: shuffled mini-batches on one reused tape, an optimizer, and a per-epoch history.
 
+use std::path::PathBuf;
 use std::time::Instant;
 
-use rand::Rng;
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, RngExt, SeedableRng};
 use tapegrad_autodiff::Tape;
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::data::{Dataset, Targets};
-use crate::error::{NnError, Result, config};
+use crate::error::{NnError, Result, config, config as config_error};
 use crate::loss::Loss;
 use crate::network::Network;
 use crate::optim::{Optimizer, OptimizerKind};
@@ -34,6 +36,10 @@ pub struct TrainConfig {
     pub verbose: bool,
     /// Check every value and gradient for NaN and infinity, and stop on a non-finite loss.
     pub check_finite: bool,
+    /// Save a checkpoint (parameters, optimizer state, epoch) every this many epochs; 0 never.
+    pub checkpoint_every: usize,
+    /// Where checkpoints go (a safetensors file, replaced atomically each time).
+    pub checkpoint_path: Option<PathBuf>,
 }
 
 impl Default for TrainConfig {
@@ -47,6 +53,8 @@ impl Default for TrainConfig {
             shuffle: true,
             verbose: false,
             check_finite: false,
+            checkpoint_every: 0,
+            checkpoint_path: None,
         }
     }
 }
@@ -140,6 +148,35 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
     cfg.loss.resolve(net, data_set)
 }
 
+/// Everything training needs to continue exactly where it stopped: the optimizer with its
+/// state, the epochs done, and the seed the per-epoch shuffles derive from. Saved and restored
+/// by [`crate::checkpoint`].
+#[derive(Debug, Clone)]
+pub struct TrainState<E: Float = f32> {
+    /// The optimizer and its per-parameter state.
+    pub optimizer: Optimizer<E>,
+    /// Epochs completed.
+    pub epoch: usize,
+    /// Epoch `e` shuffles with a generator seeded from this seed and `e`, so a resumed run
+    /// shuffles exactly as an uninterrupted one.
+    pub shuffle_seed: u64,
+}
+
+impl<E: Float> TrainState<E> {
+    /// A fresh state for `config`, drawing the shuffle seed from `rng`.
+    ///
+    /// # Errors
+    ///
+    /// When the optimizer settings are out of range.
+    pub fn new<R: Rng + ?Sized>(config: &TrainConfig, rng: &mut R) -> Result<Self> {
+        Ok(TrainState {
+            optimizer: Optimizer::new(config.optimizer)?,
+            epoch: 0,
+            shuffle_seed: rng.random(),
+        })
+    }
+}
+
 /// Trains `net` on `data` with mini-batch gradient descent; see [`train_with`] to watch
 /// progress.
 ///
@@ -169,28 +206,56 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
     data: &Dataset<E>,
     config: &TrainConfig,
     rng: &mut R,
+    on_epoch: impl FnMut(&EpochStats, &Network<E>),
+) -> Result<TrainReport> {
+    validate(net, data, config)?;
+    let mut state = TrainState::new(config, rng)?;
+    train_from(net, data, config, &mut state, on_epoch)
+}
+
+/// Continues training from `state` (for example one loaded from a checkpoint) up to
+/// `config.epochs` epochs in all. Given the same state, it produces bit for bit the parameters
+/// an uninterrupted run would.
+///
+/// # Errors
+///
+/// As [`train`].
+pub fn train_from<E: Float>(
+    net: &mut Network<E>,
+    data: &Dataset<E>,
+    config: &TrainConfig,
+    state: &mut TrainState<E>,
     mut on_epoch: impl FnMut(&EpochStats, &Network<E>),
 ) -> Result<TrainReport> {
     let loss_kind = validate(net, data, config)?;
-    let mut optimizer = Optimizer::new(config.optimizer)?;
+    if config.checkpoint_every > 0 && config.checkpoint_path.is_none() {
+        return Err(config_error(
+            "checkpoint_path",
+            "checkpoint_every is set but no checkpoint_path is given",
+        ));
+    }
     let lr = E::from_f64(config.learning_rate);
     let n = data.len();
     let mut order: Vec<usize> = (0..n).collect();
     let mut tape = Tape::<E>::new();
-    let mut history = Vec::with_capacity(config.epochs);
-    let mut steps = 0;
+    let mut history = Vec::with_capacity(config.epochs.saturating_sub(state.epoch));
+    let (mut steps, mut samples) = (0, 0);
     let start = Instant::now();
-    for epoch in 1..=config.epochs {
+    for epoch in state.epoch + 1..=config.epochs {
         let epoch_start = Instant::now();
         if config.shuffle {
-            order.shuffle(rng);
+            order.iter_mut().enumerate().for_each(|(i, o)| *o = i);
+            let seed = state
+                .shuffle_seed
+                .wrapping_add((epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+            order.shuffle(&mut StdRng::seed_from_u64(seed));
         }
         let (mut loss_sum, mut hits) = (0.0f64, 0usize);
         for (b, rows) in order.chunks(config.batch_size).enumerate() {
             tape.clear();
             tape.set_check_finite(config.check_finite);
-            let xb: Tensor<E> = if rows.len() == n && rows.iter().enumerate().all(|(i, &r)| i == r)
-            {
+            let in_order = rows.len() == n && rows.iter().enumerate().all(|(i, &r)| i == r);
+            let xb: Tensor<E> = if in_order {
                 data.x.clone()
             } else {
                 data.x.select_rows(rows)?
@@ -226,9 +291,13 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
             }
             loss_sum += value * rows.len() as f64;
             let grads = tape.backward(loss)?;
-            optimizer.step(&mut net.params, |id| bound.var(id).map(|v| &grads[v]), lr)?;
+            state
+                .optimizer
+                .step(&mut net.params, |id| bound.var(id).map(|v| &grads[v]), lr)?;
             steps += 1;
+            samples += rows.len();
         }
+        state.epoch = epoch;
         let stats = EpochStats {
             epoch,
             loss: loss_sum / n as f64,
@@ -241,6 +310,10 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
                 None => eprintln!("epoch {epoch:>4}  loss {:.5}", stats.loss),
             }
         }
+        if config.checkpoint_every > 0 && epoch % config.checkpoint_every == 0 {
+            let path = config.checkpoint_path.as_ref().expect("checked above");
+            crate::checkpoint::save_checkpoint(path, net, state)?;
+        }
         on_epoch(&stats, net);
         history.push(stats);
     }
@@ -249,6 +322,6 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
         history,
         steps,
         seconds,
-        samples_per_second: (n * config.epochs) as f64 / seconds.max(1e-12),
+        samples_per_second: samples as f64 / seconds.max(1e-12),
     })
 }
