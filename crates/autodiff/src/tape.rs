@@ -39,7 +39,13 @@ pub(crate) struct Node<E: Float> {
 /// training steps with [`Tape::clear`], which keeps its allocations.
 ///
 /// A `Tape` belongs to one thread: it uses interior mutability (`RefCell`) so that `Var`s can be
-/// `Copy` handles, and it is therefore `Send` but not `Sync`.
+/// `Copy` handles, and it is therefore `Send` but not `Sync`. Move it to another thread, or give
+/// each thread its own; sharing one does not compile:
+///
+/// ```compile_fail
+/// fn shared<T: Sync>(_: &T) {}
+/// shared(&tapegrad_autodiff::Tape::<f32>::new());
+/// ```
 ///
 /// ```
 /// use tapegrad_autodiff::Tape;

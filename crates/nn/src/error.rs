@@ -61,6 +61,17 @@ pub enum NnError {
         /// What is wrong.
         reason: String,
     },
+    /// The finite check found a NaN or infinity during training: where in training, and the
+    /// tape's report naming the node, op, phase and values.
+    #[error("non-finite value at epoch {epoch}, step {step}: {source}")]
+    NonFiniteAt {
+        /// The 1-based epoch.
+        epoch: usize,
+        /// The 1-based step within the epoch.
+        step: usize,
+        /// The tape's report.
+        source: AutodiffError,
+    },
     /// Training produced a NaN or infinite loss while the finite check was on.
     #[error("non-finite loss {loss} at epoch {epoch}, step {step}")]
     NonFiniteLoss {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, RngExt, SeedableRng};
-use tapegrad_autodiff::Tape;
+use tapegrad_autodiff::{AutodiffError, Tape};
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::data::{Dataset, Targets};
@@ -260,40 +260,51 @@ pub fn train_from<E: Float>(
             } else {
                 data.x.select_rows(rows)?
             };
-            let bound = net.bind(&tape);
-            let x = tape.constant(xb);
-            let out = net.forward_bound(&bound, x)?;
-            let loss = loss_kind.on_batch(&tape, out, data, rows)?;
-            let value = loss.item()?.to_f64();
-            if config.check_finite && !value.is_finite() {
-                return Err(NnError::NonFiniteLoss {
+            let step = (|| -> Result<()> {
+                let bound = net.bind(&tape);
+                let x = tape.constant(xb);
+                let out = net.forward_bound(&bound, x)?;
+                let loss = loss_kind.on_batch(&tape, out, data, rows)?;
+                let value = loss.item()?.to_f64();
+                if config.check_finite && !value.is_finite() {
+                    return Err(NnError::NonFiniteLoss {
+                        epoch,
+                        step: b + 1,
+                        loss: value,
+                    });
+                }
+                if let Some(labels) = data.labels() {
+                    let predicted = out.logits.with_value(|z| {
+                        if z.shape()[1] == 1 {
+                            z.as_slice()
+                                .iter()
+                                .map(|&v| usize::from(v > E::ZERO))
+                                .collect()
+                        } else {
+                            z.argmax_indices(1).unwrap_or_default()
+                        }
+                    });
+                    hits += rows
+                        .iter()
+                        .zip(predicted)
+                        .filter(|&(&r, p)| labels[r] == p)
+                        .count();
+                }
+                loss_sum += value * rows.len() as f64;
+                let grads = tape.backward(loss)?;
+                state
+                    .optimizer
+                    .step(&mut net.params, |id| bound.var(id).map(|v| &grads[v]), lr)?;
+                Ok(())
+            })();
+            step.map_err(|e| match e {
+                NnError::Autodiff(source @ AutodiffError::NonFinite(_)) => NnError::NonFiniteAt {
                     epoch,
                     step: b + 1,
-                    loss: value,
-                });
-            }
-            if let Some(labels) = data.labels() {
-                let predicted = out.logits.with_value(|z| {
-                    if z.shape()[1] == 1 {
-                        z.as_slice()
-                            .iter()
-                            .map(|&v| usize::from(v > E::ZERO))
-                            .collect()
-                    } else {
-                        z.argmax_indices(1).unwrap_or_default()
-                    }
-                });
-                hits += rows
-                    .iter()
-                    .zip(predicted)
-                    .filter(|&(&r, p)| labels[r] == p)
-                    .count();
-            }
-            loss_sum += value * rows.len() as f64;
-            let grads = tape.backward(loss)?;
-            state
-                .optimizer
-                .step(&mut net.params, |id| bound.var(id).map(|v| &grads[v]), lr)?;
+                    source,
+                },
+                other => other,
+            })?;
             steps += 1;
             samples += rows.len();
         }

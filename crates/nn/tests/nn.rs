@@ -477,3 +477,46 @@ fn confusion_matrix_counts() {
     );
     assert!(ConfusionMatrix::new(&[3], &[0], 3).is_err());
 }
+
+#[test]
+fn the_finite_check_stops_training_at_the_first_nan_with_epoch_and_step() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let x = Tensor::<f32>::rand_uniform(&[64, 1], -1.0, 1.0, &mut rng);
+    let y = x.mul_scalar(1e3);
+    let data = Dataset::regression(x, y).unwrap();
+    let mut lin = Network::<f32>::new(1);
+    let h = lin
+        .layer(&[lin.input()], 4, Activation::Identity, &mut rng)
+        .unwrap();
+    let o = lin.neuron(&[h], Activation::Identity, &mut rng).unwrap();
+    lin.set_output(o).unwrap();
+    // A learning rate this large makes the weights overflow within a few steps.
+    let config = TrainConfig {
+        epochs: 50,
+        learning_rate: 1e6,
+        check_finite: true,
+        ..Default::default()
+    };
+    let err = train(&mut lin, &data, &config, &mut rng).unwrap_err();
+    let msg = err.to_string();
+    assert!(
+        matches!(err, tapegrad_nn::NnError::NonFiniteAt { epoch: 1..=3, .. }),
+        "{msg}"
+    );
+    assert!(msg.starts_with("non-finite value at epoch "), "{msg}");
+    assert!(msg.contains("first offending values [-inf"), "{msg}");
+    assert!(msg.contains("non-finite forward value at node #"), "{msg}");
+    // Without the check the same run goes on to NaN without complaint.
+    let config = TrainConfig {
+        check_finite: false,
+        ..config
+    };
+    let mut lin2 = Network::<f32>::new(1);
+    let h = lin2
+        .layer(&[lin2.input()], 4, Activation::Identity, &mut rng)
+        .unwrap();
+    let o = lin2.neuron(&[h], Activation::Identity, &mut rng).unwrap();
+    lin2.set_output(o).unwrap();
+    let report = train(&mut lin2, &data, &config, &mut rng).unwrap();
+    assert!(!report.last().unwrap().loss.is_finite());
+}
