@@ -72,16 +72,6 @@ pub enum NnError {
         /// The tape's report.
         source: AutodiffError,
     },
-    /// Training produced a NaN or infinite loss while the finite check was on.
-    #[error("non-finite loss {loss} at epoch {epoch}, step {step}")]
-    NonFiniteLoss {
-        /// The 1-based epoch.
-        epoch: usize,
-        /// The 1-based step within the epoch.
-        step: usize,
-        /// The loss value.
-        loss: f64,
-    },
     /// A checkpoint that does not fit the network, or is not a valid safetensors file.
     #[error("checkpoint {file}: {reason}")]
     Checkpoint {

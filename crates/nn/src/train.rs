@@ -184,7 +184,7 @@ impl<E: Float> TrainState<E> {
 ///
 /// [`NnError::Config`] or [`NnError::Data`] before any step when a setting or the data does not
 /// fit (batch size 0, a NaN or negative learning rate, an empty dataset, a label out of range,
-/// the wrong input width); [`NnError::NonFiniteLoss`] with the finite check on; any error of the
+/// the wrong input width); [`NnError::NonFiniteAt`] with the finite check on; any error of the
 /// ops.
 pub fn train<E: Float, R: Rng + ?Sized>(
     net: &mut Network<E>,
@@ -266,13 +266,6 @@ pub fn train_from<E: Float>(
                 let out = net.forward_bound(&bound, x)?;
                 let loss = loss_kind.on_batch(&tape, out, data, rows)?;
                 let value = loss.item()?.to_f64();
-                if config.check_finite && !value.is_finite() {
-                    return Err(NnError::NonFiniteLoss {
-                        epoch,
-                        step: b + 1,
-                        loss: value,
-                    });
-                }
                 if let Some(labels) = data.labels() {
                     let predicted = out.logits.with_value(|z| {
                         if z.shape()[1] == 1 {

@@ -272,6 +272,14 @@ fn shape_ops() {
         t.gather(&[3, 0]).unwrap_err().to_string(),
         "index [0, 3] out of range in gather for shape [2, 3]"
     );
+    assert_eq!(
+        Tensor::<f32>::concat(&[], 0).unwrap_err().to_string(),
+        "invalid argument in concat: no tensors to concatenate"
+    );
+    assert_eq!(
+        Tensor::<f32>::zeros(&[2, 0]).argmax_indices(1).unwrap_err().to_string(),
+        "invalid argument in argmax_axis: axis 1 of shape [2, 0] is empty"
+    );
     let oh = Tensor::<f32>::one_hot(&[2, 0], 3).unwrap();
     assert_eq!(oh.to_vec(), vec![0.0, 0.0, 1.0, 1.0, 0.0, 0.0]);
     assert!(Tensor::<f32>::one_hot(&[3], 3).is_err());
