@@ -603,3 +603,43 @@ impl<E: Float> Standardizer<E> {
         })
     }
 }
+
+/// Where Debian's `dataset-fashion-mnist` package puts the files.
+pub const FASHION_MNIST_DIR: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Loads Fashion-MNIST (Xiao, Rasul & Vollgraf, 2017; MIT licence) from the four gzipped IDX
+/// files in `dir`: `(train, test)` with 60,000 and 10,000 images of 784 pixels scaled to [0, 1]
+/// and labels 0..9.
+///
+/// # Errors
+///
+/// [`NnError::Data`] naming the folder and saying how to install the files when one is missing;
+/// the errors of [`read_idx`] for damaged files.
+pub fn fashion_mnist<E: Float>(dir: impl AsRef<Path>) -> Result<(Dataset<E>, Dataset<E>)> {
+    let dir = dir.as_ref();
+    let file = |name: &str| -> Result<IdxArray> {
+        let path = dir.join(name);
+        if !path.exists() {
+            return Err(data(
+                "fashion_mnist",
+                format!(
+                    "{} not found: install the files with `apt-get install dataset-fashion-mnist` \
+                     (they go to {FASHION_MNIST_DIR}) or point to a folder holding \
+                     train-images-idx3-ubyte.gz, train-labels-idx1-ubyte.gz, \
+                     t10k-images-idx3-ubyte.gz and t10k-labels-idx1-ubyte.gz",
+                    path.display()
+                ),
+            ));
+        }
+        read_idx(path)
+    };
+    let train = idx_dataset(
+        &file("train-images-idx3-ubyte.gz")?,
+        &file("train-labels-idx1-ubyte.gz")?,
+    )?;
+    let test = idx_dataset(
+        &file("t10k-images-idx3-ubyte.gz")?,
+        &file("t10k-labels-idx1-ubyte.gz")?,
+    )?;
+    Ok((train, test))
+}

@@ -126,7 +126,10 @@ fn csv_errors_name_file_line_and_column() {
     let missing = data::load_csv::<f32>(dir.join("none.csv"), None).unwrap_err();
     assert!(matches!(missing, NnError::Io { .. }));
     let msg = missing.to_string();
-    assert!(msg.contains("none.csv: ") && msg.contains("No such file"), "{msg}");
+    assert!(
+        msg.contains("none.csv: ") && msg.contains("No such file"),
+        "{msg}"
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

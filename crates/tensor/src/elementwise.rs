@@ -4,6 +4,7 @@ use smallvec::SmallVec;
 
 use crate::error::{Result, TensorError};
 use crate::float::Float;
+use crate::pool;
 use crate::tensor::{Shape, Storage, Tensor, collect_storage, contiguous_strides};
 
 /// The NumPy broadcast of two shapes: axes aligned from the right, sizes equal or one of them 1.
@@ -65,10 +66,10 @@ fn zip_broadcast<E: Float>(
     mut f: impl FnMut(E, E) -> E,
 ) -> Storage<E> {
     let n = crate::tensor::numel(out);
-    let mut data: Vec<E> = Vec::with_capacity(n);
     if n == 0 {
         return Storage::new();
     }
+    let mut data: Vec<E> = pool::take(n);
     let sa = broadcast_strides(&a.shape, out);
     let sb = broadcast_strides(&b.shape, out);
     let rank = out.len();
@@ -194,7 +195,10 @@ impl<E: Float> Tensor<E> {
             });
         }
         let data = zip_broadcast(&out, self, other, f);
-        self.data = data;
+        let old = std::mem::replace(&mut self.data, data);
+        if old.spilled() {
+            pool::give(old.into_vec());
+        }
         Ok(())
     }
 

@@ -16,6 +16,7 @@ mod private {
 /// and the matching matrixmultiply kernel (`sgemm` or `dgemm`).
 pub trait Float:
     private::Sealed
+    + crate::pool::Pooled
     + Copy
     + Default
     + Debug

@@ -26,9 +26,12 @@
 //!
 //! # Threads
 //!
-//! With the `threads` feature (on by default) large products use matrixmultiply's thread pool.
-//! The environment variable `MATMUL_NUM_THREADS` sets the largest thread count (1 to 4; the
-//! default is the number of physical cores); it is read once, at the first product.
+//! With the `threads` feature (on by default) a large product (at least 2^22 multiply-adds) is
+//! split into row (or column) blocks computed on that many threads at once, each block by
+//! matrixmultiply's single-threaded kernel; smaller products stay on the calling thread, where
+//! handing work to another core costs more than it saves. The thread count is
+//! [`set_num_threads`] if called, else the environment variable `TAPEGRAD_NUM_THREADS`, else the
+//! number of cores the process may use.
 #![deny(missing_docs)]
 
 mod display;
@@ -37,6 +40,7 @@ mod error;
 mod float;
 mod matmul;
 mod ops;
+mod pool;
 mod reduce;
 mod shape_ops;
 mod tensor;
@@ -44,5 +48,6 @@ mod tensor;
 pub use elementwise::broadcast_shape;
 pub use error::{Result, TensorError};
 pub use float::Float;
-pub use matmul::{Transpose, gemm_into};
+pub use matmul::{Transpose, gemm_into, num_threads, set_num_threads};
+pub use pool::{pooled_bytes, release_buffers};
 pub use tensor::{Shape, Tensor, contiguous_strides, numel};

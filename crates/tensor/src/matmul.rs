@@ -1,5 +1,7 @@
 //! Matrix products on matrixmultiply's `sgemm`/`dgemm`, with transposes passed as strides.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use smallvec::SmallVec;
 
 use crate::error::{Result, TensorError};
@@ -115,6 +117,116 @@ fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -
     })
 }
 
+static THREADS: AtomicUsize = AtomicUsize::new(0);
+
+/// Products with fewer multiply-adds than this run on the calling thread.
+const PARALLEL_MIN_MACS: usize = 1 << 22;
+
+/// Sets how many threads a large matrix product may use (at least 1). Without the `threads`
+/// feature products always run on one thread.
+pub fn set_num_threads(n: usize) {
+    THREADS.store(n.max(1), Ordering::Relaxed);
+}
+
+/// How many threads a large matrix product uses: [`set_num_threads`] if called, else
+/// `TAPEGRAD_NUM_THREADS`, else the number of cores available to the process.
+pub fn num_threads() -> usize {
+    if !cfg!(feature = "threads") {
+        return 1;
+    }
+    match THREADS.load(Ordering::Relaxed) {
+        0 => {
+            let n = std::env::var("TAPEGRAD_NUM_THREADS")
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+                .max(1);
+            THREADS.store(n, Ordering::Relaxed);
+            n
+        }
+        n => n,
+    }
+}
+
+/// Raw pointers to hand a block of one product to another thread.
+#[derive(Clone, Copy)]
+struct Block<E> {
+    a: *const E,
+    b: *const E,
+    c: *mut E,
+}
+
+// SAFETY: each thread receives pointers to a disjoint block of C and reads A and B only; the
+// scope joins every thread before the borrows the pointers came from end.
+unsafe impl<E: Send> Send for Block<E> {}
+
+/// One product C = alpha op(A) op(B) + beta C, split into blocks of rows (or of columns, when
+/// there are more columns) across threads when it is large enough to gain from it.
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_blocks<E: Float>(
+    (m, k, n): (usize, usize, usize),
+    alpha: E,
+    block: Block<E>,
+    (rsa, csa): (isize, isize),
+    (rsb, csb): (isize, isize),
+    beta: E,
+    (rsc, csc): (isize, isize),
+) {
+    let threads = num_threads();
+    let run = |blk: Block<E>, m: usize, n: usize| {
+        // SAFETY: the caller's pointers and strides describe valid matrices; a block is a
+        // sub-matrix of them.
+        unsafe {
+            E::gemm(
+                m, k, n, alpha, blk.a, rsa, csa, blk.b, rsb, csb, beta, blk.c, rsc, csc,
+            )
+        }
+    };
+    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+        run(block, m, n);
+        return;
+    }
+    let split_rows = m >= n;
+    let total = if split_rows { m } else { n };
+    let parts = threads.min(total);
+    let chunk = total.div_ceil(parts);
+    std::thread::scope(|scope| {
+        let mut mine = None;
+        for p in 0..parts {
+            let start = p * chunk;
+            if start >= total {
+                break;
+            }
+            let len = chunk.min(total - start);
+            // SAFETY: offsets stay inside the matrices: start < total rows (or columns).
+            let blk = unsafe {
+                if split_rows {
+                    Block {
+                        a: block.a.offset(start as isize * rsa),
+                        b: block.b,
+                        c: block.c.offset(start as isize * rsc),
+                    }
+                } else {
+                    Block {
+                        a: block.a,
+                        b: block.b.offset(start as isize * csb),
+                        c: block.c.offset(start as isize * csc),
+                    }
+                }
+            };
+            let (bm, bn) = if split_rows { (len, n) } else { (m, len) };
+            if p == 0 {
+                mine = Some((blk, bm, bn));
+            } else {
+                scope.spawn(move || run(blk, bm, bn));
+            }
+        }
+        if let Some((blk, bm, bn)) = mine {
+            run(blk, bm, bn);
+        }
+    });
+}
+
 fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E, c: &mut [E]) {
     let (m, k, n) = (va.rows, va.cols, vb.cols);
     let batch = va.batch.max(vb.batch);
@@ -132,21 +244,18 @@ fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E,
         // SAFETY: the views were built from these tensors' shapes, so every index the kernel
         // reads lies inside `a` and `b`, and `cs` holds exactly m * n elements it owns.
         unsafe {
-            E::gemm(
-                m,
-                k,
-                n,
+            gemm_blocks(
+                (m, k, n),
                 alpha,
-                ap,
-                va.rs,
-                va.cs,
-                bp,
-                vb.rs,
-                vb.cs,
+                Block {
+                    a: ap,
+                    b: bp,
+                    c: cs.as_mut_ptr(),
+                },
+                (va.rs, va.cs),
+                (vb.rs, vb.cs),
                 beta,
-                cs.as_mut_ptr(),
-                n as isize,
-                1,
+                (n as isize, 1),
             );
         }
     }
@@ -197,7 +306,7 @@ impl<E: Float> Tensor<E> {
         } else {
             // With beta = 0 the kernel writes every element of C without reading it, so the
             // output is not zero-filled first.
-            let mut buf: Vec<E> = Vec::with_capacity(n);
+            let mut buf: Vec<E> = crate::pool::take(n);
             let spare = buf.spare_capacity_mut();
             // SAFETY: `spare` has room for n elements; with beta = 0 and k > 0, run_gemm writes
             // all m * n elements of every batch before anything reads them.

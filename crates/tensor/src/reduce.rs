@@ -59,7 +59,7 @@ impl<E: Float> Tensor<E> {
     ) -> Result<Tensor<E>> {
         check_axis(op, &self.shape, axis)?;
         let (outer, n, inner) = split_at_axis(&self.shape, axis);
-        let mut data: Storage<E> = SmallVec::from_elem(init, outer * inner);
+        let mut data: Storage<E> = crate::tensor::storage_filled(init, outer * inner);
         for o in 0..outer {
             let out = &mut data[o * inner..(o + 1) * inner];
             for j in 0..n {
@@ -146,7 +146,7 @@ impl<E: Float> Tensor<E> {
     pub fn argmax_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
         let idx = self.argmax_indices(axis)?;
         Ok(Tensor::from_parts(
-            idx.into_iter().map(E::from_usize).collect(),
+            crate::tensor::collect_storage(idx.into_iter().map(E::from_usize)),
             reduced_shape(&self.shape, axis, keepdim),
         ))
     }
@@ -182,7 +182,7 @@ impl<E: Float> Tensor<E> {
                 Shape::from_slice(shape),
             ));
         }
-        let mut data: Storage<E> = SmallVec::from_elem(E::ZERO, n_out);
+        let mut data: Storage<E> = crate::tensor::storage_filled(E::ZERO, n_out);
         if self.is_empty() {
             return Ok(Tensor::from_parts(data, Shape::from_slice(shape)));
         }

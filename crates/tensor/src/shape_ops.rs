@@ -6,7 +6,7 @@ use crate::elementwise::broadcast_shape;
 use crate::error::{Result, TensorError};
 use crate::float::Float;
 use crate::reduce::{check_axis, split_at_axis};
-use crate::tensor::{Shape, Storage, Tensor, numel};
+use crate::tensor::{Shape, Storage, Tensor, numel, storage_filled, storage_with_capacity};
 
 impl<E: Float> Tensor<E> {
     /// The same elements under a new shape with the same element count.
@@ -38,7 +38,7 @@ impl<E: Float> Tensor<E> {
         }
         let (m, n) = (self.shape[r - 2], self.shape[r - 1]);
         let batch = self.len() / (m * n).max(1);
-        let mut data = Storage::with_capacity(self.len());
+        let mut data = storage_with_capacity(self.len());
         for b in 0..batch {
             let src = &self.data[b * m * n..(b + 1) * m * n];
             for j in 0..n {
@@ -98,7 +98,7 @@ impl<E: Float> Tensor<E> {
             shape[axis] += t.shape[axis];
         }
         let (outer, _, inner) = split_at_axis(&first.shape, axis);
-        let mut data = Storage::with_capacity(numel(&shape));
+        let mut data = storage_with_capacity(numel(&shape));
         for o in 0..outer {
             for t in tensors {
                 let chunk = t.shape[axis] * inner;
@@ -126,7 +126,7 @@ impl<E: Float> Tensor<E> {
             });
         }
         let (outer, n, inner) = split_at_axis(&self.shape, axis);
-        let mut data = Storage::with_capacity(outer * len * inner);
+        let mut data = storage_with_capacity(outer * len * inner);
         for o in 0..outer {
             let base = o * n * inner;
             data.extend_from_slice(&self.data[base + start * inner..base + (start + len) * inner]);
@@ -150,7 +150,7 @@ impl<E: Float> Tensor<E> {
             });
         }
         let row = self.len() / self.shape[0].max(1);
-        let mut data = Storage::with_capacity(indices.len() * row);
+        let mut data = storage_with_capacity(indices.len() * row);
         for &i in indices {
             if i >= self.shape[0] {
                 return Err(TensorError::Index {
@@ -227,7 +227,7 @@ impl<E: Float> Tensor<E> {
                 rhs: vec![indices.len()],
             });
         }
-        let mut data = Storage::with_capacity(rows);
+        let mut data = storage_with_capacity(rows);
         for (row, &c) in indices.iter().enumerate() {
             if c >= k {
                 return Err(TensorError::Index {
@@ -250,7 +250,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// [`TensorError::Index`] naming the first label `>= num_classes`.
     pub fn one_hot(labels: &[usize], num_classes: usize) -> Result<Tensor<E>> {
-        let mut data: Storage<E> = SmallVec::from_elem(E::ZERO, labels.len() * num_classes);
+        let mut data: Storage<E> = storage_filled(E::ZERO, labels.len() * num_classes);
         for (i, &c) in labels.iter().enumerate() {
             if c >= num_classes {
                 return Err(TensorError::Index {

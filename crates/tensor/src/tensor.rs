@@ -20,7 +20,31 @@ pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) ->
     if it.len() <= 4 {
         it.collect()
     } else {
-        SmallVec::from_vec(it.collect::<Vec<E>>())
+        let mut v = crate::pool::take(it.len());
+        v.extend(it);
+        SmallVec::from_vec(v)
+    }
+}
+
+/// Empty storage with room for `n` elements: inline up to four, else a pooled buffer.
+#[inline]
+pub(crate) fn storage_with_capacity<E: Float>(n: usize) -> Storage<E> {
+    if n <= 4 {
+        Storage::new()
+    } else {
+        SmallVec::from_vec(crate::pool::take(n))
+    }
+}
+
+/// Storage of `n` copies of `value`.
+#[inline]
+pub(crate) fn storage_filled<E: Float>(value: E, n: usize) -> Storage<E> {
+    if n <= 4 {
+        SmallVec::from_elem(value, n)
+    } else {
+        let mut v = crate::pool::take(n);
+        v.resize(n, value);
+        SmallVec::from_vec(v)
     }
 }
 
@@ -34,10 +58,35 @@ pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) ->
 /// assert_eq!(x.sum().item()?, 21.0);
 /// # Ok::<(), tapegrad_tensor::TensorError>(())
 /// ```
-#[derive(Clone, PartialEq)]
+#[derive(PartialEq)]
 pub struct Tensor<E: Float = f32> {
     pub(crate) shape: Shape,
     pub(crate) data: Storage<E>,
+}
+
+impl<E: Float> Clone for Tensor<E> {
+    fn clone(&self) -> Self {
+        let data = if self.data.len() <= 4 {
+            self.data.clone()
+        } else {
+            let mut v = crate::pool::take(self.data.len());
+            v.extend_from_slice(&self.data);
+            SmallVec::from_vec(v)
+        };
+        Tensor {
+            shape: self.shape.clone(),
+            data,
+        }
+    }
+}
+
+impl<E: Float> Drop for Tensor<E> {
+    /// Gives a heap buffer back to this thread's pool for the next tensor of its size.
+    fn drop(&mut self) {
+        if self.data.spilled() {
+            crate::pool::give(std::mem::take(&mut self.data).into_vec());
+        }
+    }
 }
 
 /// The number of elements of a shape (1 for rank 0).
@@ -116,7 +165,7 @@ impl<E: Float> Tensor<E> {
             };
         }
         Self::from_parts(
-            SmallVec::from_elem(value, numel(shape)),
+            storage_filled(value, numel(shape)),
             Shape::from_slice(shape),
         )
     }
@@ -146,9 +195,9 @@ impl<E: Float> Tensor<E> {
     /// the generator's 53-bit uniform stream, then converted.
     pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], low: E, high: E, rng: &mut R) -> Self {
         let (lo, hi) = (low.to_f64(), high.to_f64());
-        let data = (0..numel(shape))
-            .map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>()))
-            .collect();
+        let data = collect_storage(
+            (0..numel(shape)).map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>())),
+        );
         Self::from_parts(data, Shape::from_slice(shape))
     }
 
@@ -157,7 +206,7 @@ impl<E: Float> Tensor<E> {
     pub fn randn<R: Rng + ?Sized>(shape: &[usize], mean: E, std: E, rng: &mut R) -> Self {
         let (mu, sigma) = (mean.to_f64(), std.to_f64());
         let n = numel(shape);
-        let mut data = Storage::with_capacity(n);
+        let mut data = storage_with_capacity(n);
         while data.len() < n {
             let (z0, z1) = standard_normal_pair(rng);
             data.push(E::from_f64(mu + sigma * z0));
@@ -258,7 +307,7 @@ impl<E: Float> Tensor<E> {
     /// Converts every element to another float type.
     pub fn cast<F: Float>(&self) -> Tensor<F> {
         Tensor::from_parts(
-            crate::tensor::collect_storage(self.data.iter().map(|v| F::from_f64(v.to_f64()))),
+            collect_storage(self.data.iter().map(|v| F::from_f64(v.to_f64()))),
             self.shape.clone(),
         )
     }

@@ -277,7 +277,10 @@ fn shape_ops() {
         "invalid argument in concat: no tensors to concatenate"
     );
     assert_eq!(
-        Tensor::<f32>::zeros(&[2, 0]).argmax_indices(1).unwrap_err().to_string(),
+        Tensor::<f32>::zeros(&[2, 0])
+            .argmax_indices(1)
+            .unwrap_err()
+            .to_string(),
         "invalid argument in argmax_axis: axis 1 of shape [2, 0] is empty"
     );
     let oh = Tensor::<f32>::one_hot(&[2, 0], 3).unwrap();
@@ -388,4 +391,25 @@ fn elementwise_values_and_masks() {
 #[should_panic(expected = "cannot broadcast in add: lhs [2], rhs [3]")]
 fn operators_panic_with_the_error_message() {
     let _ = &Tensor::<f32>::ones(&[2]) + &Tensor::ones(&[3]);
+}
+
+#[test]
+fn threaded_products_equal_single_threaded_ones_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(11);
+    // Rows split (m >= n) and columns split (m < n), both above the threading threshold, and
+    // transposed operands read through strides.
+    for &(m, k, n) in &[(300, 200, 100), (50, 400, 300)] {
+        let a = Tensor::<f32>::randn(&[m, k], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f32>::randn(&[k, n], 0.0, 1.0, &mut rng);
+        tapegrad_tensor::set_num_threads(1);
+        let one = a.matmul(&b).unwrap();
+        let one_t = a.t().matmul_t(Transpose::Yes, &b, Transpose::No).unwrap();
+        tapegrad_tensor::set_num_threads(2);
+        let two = a.matmul(&b).unwrap();
+        let two_t = a.t().matmul_t(Transpose::Yes, &b, Transpose::No).unwrap();
+        assert_eq!(one, two);
+        assert_eq!(one_t, two_t);
+        assert_close(&to_f64(&two), &reference_matmul(&a, &b), 1e-4);
+    }
+    assert_eq!(tapegrad_tensor::num_threads(), 2);
 }

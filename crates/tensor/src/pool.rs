@@ -1,0 +1,121 @@
+//! A per-thread pool of element buffers. A dropped tensor's heap buffer goes back to the pool
+//! and the next tensor of the same size takes it, so a training loop that repeats the same shapes
+//! step after step stops calling the allocator once it is warm (and stops paying for fresh pages).
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+
+/// Buffers larger than this (in bytes) go straight back to the allocator.
+const MAX_BUFFER_BYTES: usize = 64 << 20;
+/// The most bytes one thread's pool holds.
+const MAX_POOL_BYTES: usize = 512 << 20;
+/// The most buffers of one size one thread's pool holds.
+const MAX_PER_SIZE: usize = 32;
+
+/// Free buffers by capacity.
+pub struct Pool<E> {
+    free: HashMap<usize, Vec<Vec<E>>>,
+    bytes: usize,
+}
+
+impl<E> Default for Pool<E> {
+    fn default() -> Self {
+        Pool {
+            free: HashMap::new(),
+            bytes: 0,
+        }
+    }
+}
+
+impl<E> Pool<E> {
+    /// An empty buffer with capacity for exactly `n` elements, reused when one is free.
+    pub(crate) fn take(&mut self, n: usize) -> Vec<E> {
+        if let Some(v) = self.free.get_mut(&n).and_then(Vec::pop) {
+            self.bytes -= n * size_of::<E>();
+            return v;
+        }
+        Vec::with_capacity(n)
+    }
+
+    /// Keeps `v`'s allocation for reuse (or frees it when the pool is full).
+    pub(crate) fn give(&mut self, mut v: Vec<E>) {
+        let n = v.capacity();
+        let bytes = n * size_of::<E>();
+        if bytes == 0 || bytes > MAX_BUFFER_BYTES || self.bytes + bytes > MAX_POOL_BYTES {
+            return;
+        }
+        let list = self.free.entry(n).or_default();
+        if list.len() < MAX_PER_SIZE {
+            v.clear();
+            list.push(v);
+            self.bytes += bytes;
+        }
+    }
+
+    /// Frees every pooled buffer.
+    pub(crate) fn clear(&mut self) {
+        self.free.clear();
+        self.bytes = 0;
+    }
+
+    /// The bytes held.
+    pub(crate) fn bytes(&self) -> usize {
+        self.bytes
+    }
+}
+
+/// Access to the calling thread's pool for one element type.
+pub trait Pooled: Sized + 'static {
+    /// Runs `f` on this thread's pool; `None` while the thread is shutting down.
+    fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> Option<R>;
+}
+
+macro_rules! pooled {
+    ($t:ty) => {
+        impl Pooled for $t {
+            fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> Option<R> {
+                thread_local! {
+                    static POOL: RefCell<Pool<$t>> = RefCell::new(Pool::default());
+                }
+                POOL.try_with(|p| p.try_borrow_mut().ok().map(|mut p| f(&mut p)))
+                    .ok()
+                    .flatten()
+            }
+        }
+    };
+}
+
+pooled!(f32);
+pooled!(f64);
+
+/// An empty buffer with capacity for `n` elements, from this thread's pool when one is free.
+pub(crate) fn take<E: Pooled>(n: usize) -> Vec<E> {
+    E::with_pool(|p| p.take(n)).unwrap_or_else(|| Vec::with_capacity(n))
+}
+
+/// Returns a buffer to this thread's pool.
+pub(crate) fn give<E: Pooled>(v: Vec<E>) {
+    if v.capacity() > 0 {
+        let _ = E::with_pool(|p| p.give(v));
+    }
+}
+
+/// Frees every buffer this thread's pools hold (f32 and f64), returning the bytes released.
+pub fn release_buffers() -> usize {
+    let a = f32::with_pool(|p| {
+        let b = p.bytes();
+        p.clear();
+        b
+    });
+    let b = f64::with_pool(|p| {
+        let b = p.bytes();
+        p.clear();
+        b
+    });
+    a.unwrap_or(0) + b.unwrap_or(0)
+}
+
+/// The bytes this thread's buffer pools hold for reuse.
+pub fn pooled_bytes() -> usize {
+    f32::with_pool(|p| p.bytes()).unwrap_or(0) + f64::with_pool(|p| p.bytes()).unwrap_or(0)
+}
