@@ -8,6 +8,8 @@ use criterion::{criterion_group, criterion_main};
 mod autodiff;
 mod elementwise;
 mod matmul;
+mod training;
+mod workloads;
 
 criterion_group!(
     name = benches;
@@ -15,6 +17,6 @@ criterion_group!(
         .sample_size(20)
         .warm_up_time(std::time::Duration::from_millis(500))
         .measurement_time(std::time::Duration::from_secs(2));
-    targets = matmul::bench, elementwise::bench, autodiff::bench
+    targets = matmul::bench, elementwise::bench, autodiff::bench, training::bench
 );
 criterion_main!(benches);

@@ -44,6 +44,7 @@ mod pool;
 mod reduce;
 mod shape_ops;
 mod tensor;
+mod workers;
 
 pub use elementwise::broadcast_shape;
 pub use error::{Result, TensorError};

@@ -156,9 +156,12 @@ struct Block<E> {
     c: *mut E,
 }
 
-// SAFETY: each thread receives pointers to a disjoint block of C and reads A and B only; the
-// scope joins every thread before the borrows the pointers came from end.
+// SAFETY: each thread receives pointers to a disjoint block of C and reads A and B only;
+// `workers::run` returns only after every block is done, before the borrows the pointers came
+// from end.
 unsafe impl<E: Send> Send for Block<E> {}
+// SAFETY: as above; a block is only read (its pointers copied) from several threads.
+unsafe impl<E: Sync> Sync for Block<E> {}
 
 /// One product C = alpha op(A) op(B) + beta C, split into blocks of rows (or of columns, when
 /// there are more columns) across threads when it is large enough to gain from it.
@@ -190,13 +193,10 @@ unsafe fn gemm_blocks<E: Float>(
     let total = if split_rows { m } else { n };
     let parts = threads.min(total);
     let chunk = total.div_ceil(parts);
-    std::thread::scope(|scope| {
-        let mut mine = None;
-        for p in 0..parts {
-            let start = p * chunk;
-            if start >= total {
-                break;
-            }
+    let blocks: Vec<(Block<E>, usize, usize)> = (0..parts)
+        .map(|p| p * chunk)
+        .take_while(|&start| start < total)
+        .map(|start| {
             let len = chunk.min(total - start);
             // SAFETY: offsets stay inside the matrices: start < total rows (or columns).
             let blk = unsafe {
@@ -214,17 +214,19 @@ unsafe fn gemm_blocks<E: Float>(
                     }
                 }
             };
-            let (bm, bn) = if split_rows { (len, n) } else { (m, len) };
-            if p == 0 {
-                mine = Some((blk, bm, bn));
+            if split_rows {
+                (blk, len, n)
             } else {
-                scope.spawn(move || run(blk, bm, bn));
+                (blk, m, len)
             }
-        }
-        if let Some((blk, bm, bn)) = mine {
-            run(blk, bm, bn);
-        }
-    });
+        })
+        .collect();
+    let jobs: Vec<Box<dyn Fn() + Sync + '_>> = blocks
+        .iter()
+        .map(|&(blk, bm, bn)| Box::new(move || run(blk, bm, bn)) as Box<dyn Fn() + Sync + '_>)
+        .collect();
+    let refs: Vec<&(dyn Fn() + Sync)> = jobs.iter().map(|j| j.as_ref()).collect();
+    crate::workers::run(&refs);
 }
 
 fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E, c: &mut [E]) {
