@@ -5,8 +5,9 @@
 //! The data comes from Debian's `dataset-fashion-mnist` package
 //! (`apt-get install dataset-fashion-mnist`, files in `/usr/share/datasets/fashion-mnist/`).
 //!
-//! Run: `cargo run --release --example fashion_mnist [-- --data DIR] [--epochs N] [--subset N]`
-//! (`--subset N` trains on the first N training images; `--quick` is one epoch on 2,000.)
+//! Run: `cargo run --release --example fashion_mnist [-- --data DIR] [--epochs N] [--subset N]
+//! [--batch N] [--lr X]` (defaults: 20 epochs, batch 256, Adam lr 3e-3; `--subset N` trains on
+//! the first N training images; `--quick` is one epoch on 2,000).
 
 use std::time::Instant;
 
@@ -72,24 +73,24 @@ fn main() -> Result<(), tapegrad::Error> {
     };
     let epochs: usize = arg("--epochs")
         .map(|s| s.parse().expect("--epochs takes a number"))
-        .unwrap_or(if quick { 1 } else { 10 });
-    println!(
-        "Fashion-MNIST: {} training and {} test images of 784 pixels, {epochs} epochs, batch 64.\n",
-        train.len(),
-        test.len()
-    );
+        .unwrap_or(if quick { 1 } else { 20 });
     let mut rng = StdRng::seed_from_u64(0);
     let softmax_config = TrainConfig {
         epochs,
-        batch_size: 64,
-        learning_rate: 1e-3,
+        batch_size: arg("--batch").map_or(256, |s| s.parse().expect("--batch takes a number")),
+        learning_rate: arg("--lr").map_or(3e-3, |s| s.parse().expect("--lr takes a number")),
         optimizer: OptimizerKind::adam(),
         ..Default::default()
     };
-    let mlp_config = TrainConfig {
-        learning_rate: 1e-3,
-        ..softmax_config.clone()
-    };
+    let mlp_config = softmax_config.clone();
+    println!(
+        "Fashion-MNIST: {} training and {} test images of 784 pixels, {epochs} epochs, batch {}, \
+         Adam lr {}.\n",
+        train.len(),
+        test.len(),
+        softmax_config.batch_size,
+        softmax_config.learning_rate
+    );
     let mut softmax = Network::softmax_regression(784, 10, &mut rng);
     let a = run(
         "softmax regression",
@@ -119,6 +120,9 @@ fn main() -> Result<(), tapegrad::Error> {
             net.num_parameters()
         );
     }
-    println!("\nAdam, lr 1e-3. Threads for matmul: MATMUL_NUM_THREADS (default: all cores).");
+    println!(
+        "\nThreads for large products: {} (TAPEGRAD_NUM_THREADS; default: all cores).",
+        tapegrad::tensor::num_threads()
+    );
     Ok(())
 }
