@@ -135,8 +135,8 @@ impl MlpTapegrad {
         let x = tape.constant(self.x.clone());
         let out = self.net.forward_bound(&bound, x).expect("shapes fit");
         let loss = if out.logits.shape()[1] == 1 {
-            let t: Vec<f32> = self.labels.iter().map(|&l| l as f32).collect();
-            let t = tape.constant(Tensor::from_vec(t, &[self.labels.len(), 1]).expect("n labels"));
+            let labels = &self.labels;
+            let t = tape.constant(Tensor::from_fn(&[labels.len(), 1], |i| labels[i] as f32));
             out.logits
                 .binary_cross_entropy_with_logits(t)
                 .expect("shapes fit")

@@ -3,7 +3,7 @@
 use std::cell::OnceCell;
 use std::ops::Index;
 
-use tapegrad_tensor::{Float, Shape, Tensor};
+use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{AutodiffError, Result};
 use crate::tape::{Node, Tape};
@@ -13,36 +13,41 @@ use crate::var::Var;
 ///
 /// `grads[var]` is the gradient with `var`'s shape. A var with no path to the loss gets zeros,
 /// and [`Gradients::reaches`] tells the two cases apart: there is never a silent `None`.
-pub struct Gradients<E: Float = f32> {
-    tape_id: u64,
-    generation: u64,
+///
+/// `Gradients` borrows its tape, so the tape cannot be cleared while they are alive; when they
+/// are dropped their buffers go back to the tape for the next backward pass.
+pub struct Gradients<'t, E: Float = f32> {
+    tape: &'t Tape<E>,
     /// The gradient of every node up to the loss that a path from the loss reached.
     grads: Vec<Option<Tensor<E>>>,
-    /// For nodes not reached (sorted by id): their shape, and zeros made on first access.
-    unreached: Vec<(usize, Shape, OnceCell<Tensor<E>>)>,
+    /// For nodes not reached (sorted by id): zeros of their shape, made on first access.
+    unreached: Vec<(usize, OnceCell<Tensor<E>>)>,
 }
 
-impl<E: Float> Gradients<E> {
-    pub(crate) fn new(tape: &Tape<E>, nodes: &[Node<E>], grads: Vec<Option<Tensor<E>>>) -> Self {
-        let unreached = nodes
-            .iter()
-            .enumerate()
-            .filter(|&(i, _)| grads.get(i).is_none_or(Option::is_none))
-            .map(|(i, n)| (i, Shape::from_slice(n.value.shape()), OnceCell::new()))
-            .collect();
+impl<'t, E: Float> Gradients<'t, E> {
+    pub(crate) fn new(
+        tape: &'t Tape<E>,
+        nodes: &[Node<E>],
+        grads: Vec<Option<Tensor<E>>>,
+        mut unreached: Vec<(usize, OnceCell<Tensor<E>>)>,
+    ) -> Self {
+        unreached.clear();
+        unreached.extend(
+            (0..nodes.len())
+                .filter(|&i| grads.get(i).is_none_or(Option::is_none))
+                .map(|i| (i, OnceCell::new())),
+        );
         Gradients {
-            tape_id: tape.id(),
-            generation: tape.generation(),
+            tape,
             grads,
             unreached,
         }
     }
 
     fn check(&self, var: Var<'_, E>, op: &'static str) -> Result<usize> {
-        let tape = var.tape();
         let i = var.index();
         let known = i < self.grads.len() || self.unreached.last().is_some_and(|u| u.0 >= i);
-        if tape.id() != self.tape_id || tape.generation() != self.generation || !known {
+        if !std::ptr::eq(var.tape(), self.tape) || !known {
             return Err(AutodiffError::ForeignVar { op, id: i });
         }
         Ok(i)
@@ -52,8 +57,7 @@ impl<E: Float> Gradients<E> {
     ///
     /// # Errors
     ///
-    /// [`AutodiffError::ForeignVar`] when `var` belongs to another tape, or to this tape after a
-    /// [`Tape::clear`].
+    /// [`AutodiffError::ForeignVar`] when `var` belongs to another tape.
     pub fn get(&self, var: Var<'_, E>) -> Result<&Tensor<E>> {
         let i = self.check(var, "gradients lookup")?;
         if let Some(Some(g)) = self.grads.get(i) {
@@ -66,8 +70,9 @@ impl<E: Float> Gradients<E> {
                 op: "gradients lookup",
                 id: i,
             })?;
-        let (_, shape, cell) = &self.unreached[k];
-        Ok(cell.get_or_init(|| Tensor::zeros(shape)))
+        Ok(self.unreached[k]
+            .1
+            .get_or_init(|| Tensor::zeros(self.tape.nodes()[i].value.shape())))
     }
 
     /// Whether a path leads from `var` to the loss (false for constants and for vars the loss
@@ -82,7 +87,22 @@ impl<E: Float> Gradients<E> {
     }
 }
 
-impl<E: Float> std::fmt::Debug for Gradients<E> {
+impl<E: Float> Drop for Gradients<'_, E> {
+    /// Hands the buffers back to the tape (the tensors go to the buffer pool).
+    fn drop(&mut self) {
+        let (mut grads, mut unreached) = (
+            std::mem::take(&mut self.grads),
+            std::mem::take(&mut self.unreached),
+        );
+        grads.clear();
+        unreached.clear();
+        if let Ok(mut spare) = self.tape.spare.try_borrow_mut() {
+            *spare = Some((grads, unreached));
+        }
+    }
+}
+
+impl<E: Float> std::fmt::Debug for Gradients<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let reached = self.grads.iter().filter(|g| g.is_some()).count();
         write!(
@@ -93,13 +113,13 @@ impl<E: Float> std::fmt::Debug for Gradients<E> {
     }
 }
 
-impl<'t, E: Float> Index<Var<'t, E>> for Gradients<E> {
+impl<'v, E: Float> Index<Var<'v, E>> for Gradients<'_, E> {
     type Output = Tensor<E>;
 
     /// # Panics
     ///
     /// When `var` belongs to another tape; use [`Gradients::get`] to get an error instead.
-    fn index(&self, var: Var<'t, E>) -> &Tensor<E> {
+    fn index(&self, var: Var<'v, E>) -> &Tensor<E> {
         self.get(var).unwrap_or_else(|e| panic!("{e}"))
     }
 }

@@ -1,7 +1,7 @@
 //! The tape: a Wengert list of nodes in creation order, and the backward sweep over it.
 
-use std::cell::{Cell, Ref, RefCell};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::cell::{Cell, OnceCell, Ref, RefCell};
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 use tapegrad_tensor::{Float, Tensor};
@@ -10,8 +10,6 @@ use crate::error::{AutodiffError, Result};
 use crate::gradients::Gradients;
 use crate::ops::{BackwardCtx, Op};
 use crate::var::Var;
-
-static NEXT_TAPE_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Input node ids of one node, inline for up to two inputs (every op but `concat`).
 pub(crate) type Inputs = SmallVec<[u32; 2]>;
@@ -24,13 +22,17 @@ pub(crate) struct Node<E: Float> {
     pub(crate) inputs: Inputs,
     /// The forward value.
     pub(crate) value: Tensor<E>,
-    /// An extra tensor the backward needs beyond inputs and output (e.g. softmax probabilities).
-    pub(crate) saved: Option<Box<Tensor<E>>>,
+    /// Where the extra tensor the backward needs (e.g. softmax probabilities) sits in the
+    /// tape's saved arena, or `u32::MAX` for none.
+    pub(crate) saved: u32,
     /// Whether a gradient flows to this node (a leaf var, or an op with such an input).
     pub(crate) requires_grad: bool,
     /// A user-given name for traces and drawings.
-    pub(crate) label: Option<Box<str>>,
+    pub(crate) label: Option<Arc<str>>,
 }
+
+/// The buffers of a dropped [`Gradients`], kept for the next backward pass.
+pub(crate) type SpareGrads<E> = (Vec<Option<Tensor<E>>>, Vec<(usize, OnceCell<Tensor<E>>)>);
 
 /// A tape that records every operation on its [`Var`]s, for reverse-mode differentiation.
 ///
@@ -59,9 +61,13 @@ pub(crate) struct Node<E: Float> {
 /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
 /// ```
 pub struct Tape<E: Float = f32> {
-    id: u64,
-    generation: Cell<u64>,
     pub(crate) nodes: RefCell<Vec<Node<E>>>,
+    /// Tensors saved by forwards for backwards (the arena `Node::saved` indexes).
+    saved: RefCell<Vec<Tensor<E>>>,
+    /// Index lists ops keep (labels, selected rows, argmax positions).
+    indices: RefCell<Vec<usize>>,
+    /// Gradient buffers handed back by dropped `Gradients`, reused by the next backward.
+    pub(crate) spare: RefCell<Option<SpareGrads<E>>>,
     recording: Cell<bool>,
     check_finite: Cell<bool>,
     /// The node of the first non-finite forward value found by the finite check, reported by
@@ -85,9 +91,10 @@ impl<E: Float> Tape<E> {
     /// An empty tape with room for `nodes` nodes before it reallocates.
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
-            id: NEXT_TAPE_ID.fetch_add(1, Ordering::Relaxed),
-            generation: Cell::new(0),
             nodes: RefCell::new(Vec::with_capacity(nodes)),
+            saved: RefCell::new(Vec::new()),
+            indices: RefCell::new(Vec::new()),
+            spare: RefCell::new(None),
             recording: Cell::new(true),
             check_finite: Cell::new(false),
             pending: Cell::new(None),
@@ -121,12 +128,13 @@ impl<E: Float> Tape<E> {
 
     /// Empties the tape, keeping its node buffer, so a training loop can reuse one tape.
     ///
-    /// Taking `&mut self` guarantees that no `Var` of the old graph is still alive.
-    /// [`Gradients`] computed before the clear refuse vars of the new graph.
+    /// Taking `&mut self` guarantees that no `Var` and no [`Gradients`] of the old graph is
+    /// still alive.
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.saved.get_mut().clear();
+        self.indices.get_mut().clear();
         self.pending.set(None);
-        self.generation.set(self.generation.get() + 1);
     }
 
     /// Runs `f` without recording gradients: ops inside still compute values (as nodes that no
@@ -169,14 +177,6 @@ impl<E: Float> Tape<E> {
         self.check_finite.get()
     }
 
-    pub(crate) fn id(&self) -> u64 {
-        self.id
-    }
-
-    pub(crate) fn generation(&self) -> u64 {
-        self.generation.get()
-    }
-
     pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<E>>> {
         self.nodes.borrow()
     }
@@ -191,13 +191,21 @@ impl<E: Float> Tape<E> {
         saved: Option<Tensor<E>>,
         requires_grad: bool,
     ) -> Var<'_, E> {
+        let saved = match saved {
+            Some(t) => {
+                let mut arena = self.saved.borrow_mut();
+                arena.push(t);
+                (arena.len() - 1) as u32
+            }
+            None => u32::MAX,
+        };
         let mut nodes = self.nodes.borrow_mut();
         let id = nodes.len();
         nodes.push(Node {
             op,
             inputs,
             value,
-            saved: saved.map(Box::new),
+            saved,
             requires_grad,
             label: None,
         });
@@ -206,6 +214,14 @@ impl<E: Float> Tape<E> {
             self.pending.set(Some(id));
         }
         Var::new(self, id as u32)
+    }
+
+    /// Appends an index list to the arena and returns where it sits.
+    pub(crate) fn push_indices(&self, list: &[usize]) -> (u32, u32) {
+        let mut arena = self.indices.borrow_mut();
+        let start = arena.len() as u32;
+        arena.extend_from_slice(list);
+        (start, list.len() as u32)
     }
 
     /// Returns the pending finite-check error, if any.
@@ -230,7 +246,7 @@ impl<E: Float> Tape<E> {
     /// [`AutodiffError::NonScalarLoss`] when `loss` does not hold exactly one element,
     /// [`AutodiffError::ForeignVar`] when `loss` belongs to another tape, and
     /// [`AutodiffError::NonFinite`] from the finite check when it is on.
-    pub fn backward(&self, loss: Var<'_, E>) -> Result<Gradients<E>> {
+    pub fn backward(&self, loss: Var<'_, E>) -> Result<Gradients<'_, E>> {
         loss.check_tape(self, "backward")?;
         self.take_pending()?;
         let nodes = self.nodes.borrow();
@@ -241,8 +257,10 @@ impl<E: Float> Tape<E> {
                 shape: loss_value.shape().to_vec(),
             });
         }
-        let mut grads: Vec<Option<Tensor<E>>> = Vec::with_capacity(root + 1);
+        let (mut grads, unreached) = self.spare.borrow_mut().take().unwrap_or_default();
+        grads.clear();
         grads.resize_with(root + 1, || None);
+        let (saved, indices) = (self.saved.borrow(), self.indices.borrow());
         if nodes[root].requires_grad {
             grads[root] = Some(Tensor::full(loss_value.shape(), E::ONE));
         }
@@ -256,7 +274,7 @@ impl<E: Float> Tape<E> {
             if !node.requires_grad || node.inputs.is_empty() {
                 continue;
             }
-            let mut ctx = BackwardCtx::new(&nodes, i, grad, before);
+            let mut ctx = BackwardCtx::new((&nodes, &saved, &indices), i, grad, before);
             node.op.backward(&mut ctx)?;
             if check {
                 for &input in node.inputs.iter() {
@@ -266,6 +284,6 @@ impl<E: Float> Tape<E> {
                 }
             }
         }
-        Ok(Gradients::new(self, &nodes, grads))
+        Ok(Gradients::new(self, &nodes, grads, unreached))
     }
 }

@@ -50,7 +50,7 @@ fn inputs_of<E: Float>(node: &Node<E>) -> String {
 pub(crate) fn rows<E: Float>(
     nodes: &[Node<E>],
     range: Range<usize>,
-    grads: Option<&Gradients<E>>,
+    grads: Option<&Gradients<'_, E>>,
     mark: Option<usize>,
 ) -> String {
     let mut header = vec!["id", "op", "inputs", "label", "shape", "value"];
@@ -144,7 +144,7 @@ impl<E: Float> Tape<E> {
 
     /// The table of [`Tape::trace`] with a gradient column: each node's gradient from `grads`,
     /// `0 (no path)` for nodes that need one but do not reach the loss, `-` for constants.
-    pub fn trace_with(&self, grads: &Gradients<E>) -> String {
+    pub fn trace_with(&self, grads: &Gradients<'_, E>) -> String {
         let nodes = self.nodes();
         rows(&nodes, 0..nodes.len(), Some(grads), None)
     }
@@ -156,11 +156,11 @@ impl<E: Float> Tape<E> {
     }
 
     /// The drawing of [`Tape::to_dot`] with each node's gradient.
-    pub fn to_dot_with(&self, grads: &Gradients<E>) -> String {
+    pub fn to_dot_with(&self, grads: &Gradients<'_, E>) -> String {
         self.dot(Some(grads))
     }
 
-    fn dot(&self, grads: Option<&Gradients<E>>) -> String {
+    fn dot(&self, grads: Option<&Gradients<'_, E>>) -> String {
         let nodes = self.nodes();
         let mut out = String::from(
             "digraph tape {\n  rankdir=LR;\n  node [shape=record, fontname=\"monospace\", fontsize=10];\n",

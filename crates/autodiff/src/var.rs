@@ -1,6 +1,7 @@
 //! `Var`: a `Copy` handle to one node of a tape, and the recording plumbing every op uses.
 
 use std::fmt;
+use std::sync::Arc;
 
 use smallvec::SmallVec;
 use tapegrad_tensor::{Float, Shape, Tensor};
@@ -76,7 +77,13 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// Names the node for traces and drawings, and returns the same var.
     pub fn named(self, label: &str) -> Self {
-        self.tape.nodes.borrow_mut()[self.index()].label = Some(label.into());
+        self.named_shared(Arc::from(label))
+    }
+
+    /// Names the node with a shared name (no allocation: the count of the `Arc` goes up), as
+    /// networks do for their parameters every step.
+    pub fn named_shared(self, label: Arc<str>) -> Self {
+        self.tape.nodes.borrow_mut()[self.index()].label = Some(label);
         self
     }
 

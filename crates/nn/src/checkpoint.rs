@@ -131,7 +131,13 @@ fn checkpoint_error(path: &Path, reason: String) -> NnError {
 fn param_tensors<E: Float>(net: &Network<E>) -> Vec<(String, Vec<u8>, Vec<usize>)> {
     net.params
         .iter()
-        .map(|(_, p)| (p.name.clone(), to_bytes(&p.value), p.value.shape().to_vec()))
+        .map(|(_, p)| {
+            (
+                p.name.to_string(),
+                to_bytes(&p.value),
+                p.value.shape().to_vec(),
+            )
+        })
         .collect()
 }
 

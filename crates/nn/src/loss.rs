@@ -58,8 +58,8 @@ impl Loss {
         let width = out.logits.shape()[1];
         match (self, &data.y) {
             (Loss::BinaryCrossEntropy, Targets::Classes { labels, .. }) => {
-                let t: Vec<E> = rows.iter().map(|&i| E::from_usize(labels[i])).collect();
-                let t = tape.constant(Tensor::from_vec(t, &[rows.len(), 1])?);
+                let t = Tensor::from_fn(&[rows.len(), 1], |r| E::from_usize(labels[rows[r]]));
+                let t = tape.constant(t);
                 Ok(out.logits.binary_cross_entropy_with_logits(t)?)
             }
             (Loss::SoftmaxCrossEntropy, Targets::Classes { labels, .. }) => {

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use rand::Rng;
 use slotmap::{SecondaryMap, SlotMap, new_key_type};
+use smallvec::SmallVec;
 use tapegrad_autodiff::{Tape, Var};
 use tapegrad_tensor::{Float, Tensor};
 
@@ -78,20 +79,21 @@ impl Node {
     }
 }
 
-/// A network's parameters bound to leaves of one tape for one step.
+/// A network's parameters bound to leaves of one tape for one step. Up to 16 parameter
+/// tensors are held inline (no heap allocation per step).
 pub struct Bound<'t, E: Float> {
-    vars: SecondaryMap<ParamId, Var<'t, E>>,
+    vars: SmallVec<[(ParamId, Var<'t, E>); 16]>,
 }
 
 impl<'t, E: Float> Bound<'t, E> {
     /// The tape leaf bound to a parameter.
     pub fn var(&self, id: ParamId) -> Option<Var<'t, E>> {
-        self.vars.get(id).copied()
+        self.vars.iter().find(|(p, _)| *p == id).map(|(_, v)| *v)
     }
 
     /// `(parameter id, leaf)` pairs.
     pub fn iter(&self) -> impl Iterator<Item = (ParamId, Var<'t, E>)> + '_ {
-        self.vars.iter().map(|(id, v)| (id, *v))
+        self.vars.iter().copied()
     }
 }
 
@@ -513,10 +515,11 @@ impl<E: Float> Network<E> {
 
     /// Binds every parameter to a new leaf of `tape` (named after the parameter).
     pub fn bind<'t>(&self, tape: &'t Tape<E>) -> Bound<'t, E> {
-        let mut vars = SecondaryMap::new();
-        for (id, p) in self.params.iter() {
-            vars.insert(id, tape.var(p.value.clone()).named(&p.name));
-        }
+        let vars = self
+            .params
+            .iter()
+            .map(|(id, p)| (id, tape.var(p.value.clone()).named_shared(p.name.clone())))
+            .collect();
         Bound { vars }
     }
 
@@ -534,7 +537,7 @@ impl<E: Float> Network<E> {
                 format!("{} vars for {} parameters", vars.len(), self.params.len()),
             ));
         }
-        let mut bound = SecondaryMap::new();
+        let mut bound = SmallVec::new();
         for ((id, p), v) in self.params.iter().zip(vars) {
             if v.shape().as_slice() != p.value.shape() {
                 return Err(crate::error::data(
@@ -547,7 +550,7 @@ impl<E: Float> Network<E> {
                     ),
                 ));
             }
-            bound.insert(id, *v);
+            bound.push((id, *v));
         }
         Ok(Bound { vars: bound })
     }
@@ -562,15 +565,25 @@ impl<E: Float> Network<E> {
     pub fn forward_bound<'t>(&self, bound: &Bound<'t, E>, x: Var<'t, E>) -> Result<Outputs<'t, E>> {
         self.check_input("forward", &x.shape())?;
         let out = self.output()?;
-        let mut values: SecondaryMap<NodeId, Var<'t, E>> = SecondaryMap::new();
-        values.insert(self.input, x);
+        // Node outputs by id, inline for small networks (no allocation per step).
+        let mut values: SmallVec<[(NodeId, Var<'t, E>); 8]> = SmallVec::new();
+        values.push((self.input, x));
+        let value_of = |values: &[(NodeId, Var<'t, E>)], id: NodeId| {
+            values
+                .iter()
+                .find(|(n, _)| *n == id)
+                .map(|(_, v)| *v)
+                .expect("inputs are evaluated before the nodes that read them")
+        };
         let mut logits = x;
+        let mut output = x;
         for &id in &self.order[1..] {
             let node = &self.nodes[id];
             let input = if node.inputs.len() == 1 {
-                values[node.inputs[0]]
+                value_of(&values, node.inputs[0])
             } else {
-                let parts: Vec<Var<'t, E>> = node.inputs.iter().map(|&i| values[i]).collect();
+                let parts: SmallVec<[Var<'t, E>; 4]> =
+                    node.inputs.iter().map(|&i| value_of(&values, i)).collect();
                 Var::concat(&parts, 1)?
             };
             let (w, b) = node
@@ -589,13 +602,11 @@ impl<E: Float> Network<E> {
                 .apply_var(z)?;
             if id == out {
                 logits = z;
+                output = a;
             }
-            values.insert(id, a);
+            values.push((id, a));
         }
-        Ok(Outputs {
-            logits,
-            output: values[out],
-        })
+        Ok(Outputs { logits, output })
     }
 
     /// Binds the parameters to `tape` and runs the network on `x`; returns the output

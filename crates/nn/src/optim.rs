@@ -168,8 +168,8 @@ impl<E: Float> Optimizer<E> {
     {
         self.steps += 1;
         let f = |v: f64| E::from_f64(v);
-        let ids: Vec<ParamId> = params.ids().to_vec();
-        for id in ids {
+        for i in 0..params.len() {
+            let id = params.ids()[i];
             let Some(g) = grad(id) else { continue };
             let p = &mut params.get_mut(id).expect("ids come from this store").value;
             if p.shape() != g.shape() {

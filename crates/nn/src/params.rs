@@ -1,5 +1,7 @@
 //! The parameter store: named tensors that live outside any tape, keyed by slotmap ids.
 
+use std::sync::Arc;
+
 use slotmap::{SlotMap, new_key_type};
 use tapegrad_tensor::{Float, Tensor};
 
@@ -11,8 +13,9 @@ new_key_type! {
 /// One named parameter tensor.
 #[derive(Debug, Clone)]
 pub struct Param<E: Float> {
-    /// A unique name such as `h1.weight`.
-    pub name: String,
+    /// A unique name such as `h1.weight` (shared, so naming tape leaves after it allocates
+    /// nothing).
+    pub name: Arc<str>,
     /// The current value.
     pub value: Tensor<E>,
 }
@@ -41,9 +44,9 @@ impl<E: Float> ParamStore<E> {
     }
 
     /// Adds a parameter and returns its id.
-    pub fn insert(&mut self, name: impl Into<String>, value: Tensor<E>) -> ParamId {
+    pub fn insert(&mut self, name: impl AsRef<str>, value: Tensor<E>) -> ParamId {
         let id = self.params.insert(Param {
-            name: name.into(),
+            name: Arc::from(name.as_ref()),
             value,
         });
         self.order.push(id);
@@ -65,7 +68,7 @@ impl<E: Float> ParamStore<E> {
         self.order
             .iter()
             .copied()
-            .find(|&id| self.params[id].name == name)
+            .find(|&id| &*self.params[id].name == name)
     }
 
     /// The ids in insertion order.

@@ -117,8 +117,14 @@ impl<E: Float> Tensor<E> {
     /// Applies `f` to every element.
     #[inline]
     pub fn map(&self, f: impl Fn(E) -> E) -> Tensor<E> {
+        if self.data.len() == 1 {
+            // The scalar graph nodes' path: no iterator plumbing.
+            let mut data = Storage::new();
+            data.push(f(self.data[0]));
+            return Tensor::from_parts(data, self.shape.clone());
+        }
         Tensor::from_parts(
-            self.data.iter().map(|&v| f(v)).collect(),
+            collect_storage(self.data.iter().map(|&v| f(v))),
             self.shape.clone(),
         )
     }

@@ -143,6 +143,15 @@ impl<E: Float> Tensor<E> {
         ))
     }
 
+    /// A tensor of `shape` whose element at flat (row-major) index `i` is `f(i)`; its buffer
+    /// comes from the thread's pool when one of that size is free.
+    pub fn from_fn(shape: &[usize], f: impl FnMut(usize) -> E) -> Self {
+        Self::from_parts(
+            collect_storage((0..numel(shape)).map(f)),
+            Shape::from_slice(shape),
+        )
+    }
+
     /// A rank-0 tensor holding one value (no heap allocation).
     pub fn scalar(value: E) -> Self {
         let mut data = Storage::new();

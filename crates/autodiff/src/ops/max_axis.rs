@@ -25,14 +25,16 @@ impl<E: Float> Var<'_, E> {
     ///
     /// When `axis >= rank` or the axis is empty.
     pub fn max_axis(self, axis: usize, keepdim: bool) -> Result<Self> {
+        let argmax = self.with_value(|x| x.argmax_indices(axis))?;
+        let (start, len) = self.tape().push_indices(&argmax);
         self.try_record_unary(|x| {
-            let argmax = x.argmax_indices(axis)?.into_boxed_slice();
             let value = x.max_axis(axis, keepdim)?;
             Ok((
                 Op::MaxAxis {
                     axis,
                     keepdim,
-                    argmax,
+                    start,
+                    len,
                 },
                 value,
                 None,

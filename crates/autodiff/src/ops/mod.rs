@@ -87,7 +87,11 @@ pub(crate) enum Op<E: Float> {
         axis: usize,
         start: usize,
     },
-    SelectRows(Box<[usize]>),
+    /// Rows `indices[start..start + len]` of the tape's index arena.
+    SelectRows {
+        start: u32,
+        len: u32,
+    },
     Sum,
     Mean,
     SumAxis {
@@ -98,10 +102,12 @@ pub(crate) enum Op<E: Float> {
         axis: usize,
         keepdim: bool,
     },
+    /// The argmax positions live in the tape's index arena at `start..start + len`.
     MaxAxis {
         axis: usize,
         keepdim: bool,
-        argmax: Box<[usize]>,
+        start: u32,
+        len: u32,
     },
     Softmax {
         axis: usize,
@@ -111,7 +117,11 @@ pub(crate) enum Op<E: Float> {
     },
     Mse,
     BceWithLogits,
-    SoftmaxCrossEntropy(Box<[usize]>),
+    /// Labels `indices[start..start + len]` of the tape's index arena.
+    SoftmaxCrossEntropy {
+        start: u32,
+        len: u32,
+    },
 }
 
 impl<E: Float> Op<E> {
@@ -144,7 +154,7 @@ impl<E: Float> Op<E> {
             Op::BroadcastTo => "broadcast_to",
             Op::Concat { .. } => "concat",
             Op::Narrow { .. } => "narrow",
-            Op::SelectRows(_) => "select_rows",
+            Op::SelectRows { .. } => "select_rows",
             Op::Sum => "sum",
             Op::Mean => "mean",
             Op::SumAxis { .. } => "sum_axis",
@@ -154,7 +164,7 @@ impl<E: Float> Op<E> {
             Op::LogSoftmax { .. } => "log_softmax",
             Op::Mse => "mse",
             Op::BceWithLogits => "binary_cross_entropy_with_logits",
-            Op::SoftmaxCrossEntropy(_) => "softmax_cross_entropy",
+            Op::SoftmaxCrossEntropy { .. } => "softmax_cross_entropy",
         }
     }
 
@@ -171,8 +181,8 @@ impl<E: Float> Op<E> {
             Op::SumAxis { axis, keepdim }
             | Op::MeanAxis { axis, keepdim }
             | Op::MaxAxis { axis, keepdim, .. } => format!("axis={axis}, keepdim={keepdim}"),
-            Op::SelectRows(rows) => format!("{} rows", rows.len()),
-            Op::SoftmaxCrossEntropy(labels) => format!("{} labels", labels.len()),
+            Op::SelectRows { len, .. } => format!("{len} rows"),
+            Op::SoftmaxCrossEntropy { len, .. } => format!("{len} labels"),
             _ => String::new(),
         }
     }
@@ -204,7 +214,10 @@ impl<E: Float> Op<E> {
             Op::BroadcastTo => broadcast_to::backward(ctx),
             Op::Concat { axis } => concat::backward(ctx, *axis),
             Op::Narrow { axis, start } => narrow::backward(ctx, *axis, *start),
-            Op::SelectRows(rows) => select_rows::backward(ctx, rows),
+            Op::SelectRows { start, len } => {
+                let rows = ctx.indices(*start, *len);
+                select_rows::backward(ctx, rows)
+            }
             Op::Sum => sum::backward(ctx),
             Op::Mean => mean::backward(ctx),
             Op::SumAxis { axis, keepdim } => sum_axis::backward(ctx, *axis, *keepdim),
@@ -212,13 +225,20 @@ impl<E: Float> Op<E> {
             Op::MaxAxis {
                 axis,
                 keepdim,
-                argmax,
-            } => max_axis::backward(ctx, *axis, *keepdim, argmax),
+                start,
+                len,
+            } => {
+                let argmax = ctx.indices(*start, *len);
+                max_axis::backward(ctx, *axis, *keepdim, argmax)
+            }
             Op::Softmax { axis } => softmax::backward(ctx, *axis),
             Op::LogSoftmax { axis } => log_softmax::backward(ctx, *axis),
             Op::Mse => mse::backward(ctx),
             Op::BceWithLogits => bce_with_logits::backward(ctx),
-            Op::SoftmaxCrossEntropy(labels) => softmax_cross_entropy::backward(ctx, labels),
+            Op::SoftmaxCrossEntropy { start, len } => {
+                let labels = ctx.indices(*start, *len);
+                softmax_cross_entropy::backward(ctx, labels)
+            }
         }
     }
 }
@@ -227,6 +247,8 @@ impl<E: Float> Op<E> {
 /// slots of its inputs. Op files use only this, never the tape's internals.
 pub(crate) struct BackwardCtx<'a, E: Float> {
     nodes: &'a [Node<E>],
+    saved: &'a [Tensor<E>],
+    indices: &'a [usize],
     id: usize,
     grad: &'a Tensor<E>,
     grads: &'a mut [Option<Tensor<E>>],
@@ -234,13 +256,15 @@ pub(crate) struct BackwardCtx<'a, E: Float> {
 
 impl<'a, E: Float> BackwardCtx<'a, E> {
     pub(crate) fn new(
-        nodes: &'a [Node<E>],
+        (nodes, saved, indices): (&'a [Node<E>], &'a [Tensor<E>], &'a [usize]),
         id: usize,
         grad: &'a Tensor<E>,
         grads: &'a mut [Option<Tensor<E>>],
     ) -> Self {
         BackwardCtx {
             nodes,
+            saved,
+            indices,
             id,
             grad,
             grads,
@@ -277,10 +301,17 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
 
     /// The tensor this node's forward saved for its backward.
     pub(crate) fn saved(&self) -> &'a Tensor<E> {
-        self.nodes[self.id]
-            .saved
-            .as_ref()
-            .expect("internal invariant: this op saves a tensor in its forward")
+        let i = self.nodes[self.id].saved;
+        assert!(
+            i != u32::MAX,
+            "internal invariant: this op saves a tensor in its forward"
+        );
+        &self.saved[i as usize]
+    }
+
+    /// The slice `start..start + len` of the tape's index arena (labels, rows, argmax).
+    pub(crate) fn indices(&self, start: u32, len: u32) -> &'a [usize] {
+        &self.indices[start as usize..(start + len) as usize]
     }
 
     /// Whether input `k` needs a gradient (skip the work when it does not).

@@ -26,9 +26,10 @@ impl<E: Float> Var<'_, E> {
     ///
     /// For a scalar, or an index past the last row.
     pub fn select_rows(self, indices: &[usize]) -> Result<Self> {
+        let (start, len) = self.tape().push_indices(indices);
         self.try_record_unary(|x| {
             let rows = x.select_rows(indices)?;
-            Ok((Op::SelectRows(indices.into()), rows, None))
+            Ok((Op::SelectRows { start, len }, rows, None))
         })
     }
 }

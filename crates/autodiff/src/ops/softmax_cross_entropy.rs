@@ -29,6 +29,7 @@ impl<E: Float> Var<'_, E> {
     /// When the logits are not rank 2, the label count is not the row count, or a label is not
     /// below the class count.
     pub fn softmax_cross_entropy(self, labels: &[usize]) -> Result<Self> {
+        let (start, len) = self.tape().push_indices(labels);
         self.try_record_unary(|z| {
             if z.rank() != 2 {
                 return Err(TensorError::Rank {
@@ -57,7 +58,7 @@ impl<E: Float> Var<'_, E> {
             let mut probs = log_p;
             probs.map_inplace(|v| v.exp());
             Ok((
-                Op::SoftmaxCrossEntropy(labels.into()),
+                Op::SoftmaxCrossEntropy { start, len },
                 Tensor::scalar(loss),
                 Some(probs),
             ))
