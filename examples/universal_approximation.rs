@@ -87,6 +87,8 @@ fn main() -> common::Res {
         batch_size: 256,
         learning_rate: 0.02,
         optimizer: OptimizerKind::adam(),
+        // Full batch: every step sees all 256 points, so there is nothing to shuffle.
+        shuffle: false,
         ..Default::default()
     };
     println!(

@@ -65,7 +65,7 @@ fn main() -> common::Res {
             beta1: 0.9,
             beta2: 0.999,
             eps: 1e-8,
-            weight_decay: 0.0,
+            weight_decay: 1e-4,
         },
         ..Default::default()
     };
@@ -139,7 +139,7 @@ fn main() -> common::Res {
         "training part. Logistic regression: one sigmoid neuron, SGD momentum 0.9, lr 0.1, L2 1e-3,"
     );
     println!(
-        "300 epochs. One hidden layer: [d, {HIDDEN}, 1] sigmoid units, Adam lr 0.03, 2000 epochs."
+        "300 epochs. One hidden layer: [d, {HIDDEN}, 1] sigmoid units, Adam lr 0.03, L2 1e-4, 2000 epochs."
     );
     println!("Batches of 32.\n");
     println!(
