@@ -1,10 +1,11 @@
 //! A steady-state training step allocates nothing on the heap once the tape and buffers are
 //! warm: counted through a counting global allocator over W2 and W5 steps (one thread).
 //!
-//! The one allocation left per matrix product is inside matrixmultiply itself, which allocates
-//! its packing buffer on every call; the hand-written floor makes the same five kernel calls per
-//! step and pays the same. So the test asserts that a tapegrad step allocates exactly what the
-//! floor's five kernel calls do, and nothing more.
+//! The one allocation left per large matrix product is inside matrixmultiply itself, which
+//! allocates its packing buffer on every call; the hand-written floor makes the same five kernel
+//! calls per step and pays the same. So for W2 the test asserts that a tapegrad step allocates
+//! exactly what the floor's five kernel calls do, and nothing more; W5's products are small
+//! enough that tapegrad computes them without matrixmultiply, and its steps allocate nothing.
 
 #[path = "../benches/workloads.rs"]
 mod workloads;
@@ -69,8 +70,9 @@ fn steady_state_training_steps_allocate_nothing() {
         });
         // Five gemm calls per step (two forward, three backward), one packing buffer each.
         assert_eq!(kernel, 5 * 5, "{name}: the floor's kernel calls");
+        let expected = if name == "W5" { 0 } else { kernel };
         assert_eq!(
-            steady, kernel,
+            steady, expected,
             "{name}: {steady} heap allocations in 5 warm steps, the kernel alone makes {kernel}"
         );
     }

@@ -163,6 +163,42 @@ unsafe impl<E: Send> Send for Block<E> {}
 // SAFETY: as above; a block is only read (its pointers copied) from several threads.
 unsafe impl<E: Sync> Sync for Block<E> {}
 
+/// Products of at most this many multiply-adds skip matrixmultiply: packing the operands and
+/// allocating its buffer costs more than the arithmetic.
+const TINY_MACS: usize = 512;
+
+/// C = alpha op(A) op(B) + beta C by plain loops, for tiny products (a 2-8-1 network's layers).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_tiny<E: Float>(
+    (m, k, n): (usize, usize, usize),
+    alpha: E,
+    block: Block<E>,
+    (rsa, csa): (isize, isize),
+    (rsb, csb): (isize, isize),
+    beta: E,
+    (rsc, csc): (isize, isize),
+) {
+    for i in 0..m as isize {
+        for j in 0..n as isize {
+            let mut acc = E::ZERO;
+            for p in 0..k as isize {
+                // SAFETY: i < m, j < n, p < k index inside the matrices the strides describe.
+                unsafe {
+                    acc += *block.a.offset(i * rsa + p * csa) * *block.b.offset(p * rsb + j * csb)
+                };
+            }
+            // SAFETY: as above, for C.
+            let c = unsafe { &mut *block.c.offset(i * rsc + j * csc) };
+            // As BLAS: with beta = 0, C is not read (it may be uninitialized).
+            *c = if beta == E::ZERO {
+                alpha * acc
+            } else {
+                alpha * acc + beta * *c
+            };
+        }
+    }
+}
+
 /// One product C = alpha op(A) op(B) + beta C, split into blocks of rows (or of columns, when
 /// there are more columns) across threads when it is large enough to gain from it.
 #[allow(clippy::too_many_arguments)]
@@ -175,6 +211,21 @@ unsafe fn gemm_blocks<E: Float>(
     beta: E,
     (rsc, csc): (isize, isize),
 ) {
+    if m.saturating_mul(n).saturating_mul(k) <= TINY_MACS {
+        // SAFETY: as for the kernel: the pointers and strides describe valid matrices.
+        unsafe {
+            gemm_tiny(
+                (m, k, n),
+                alpha,
+                block,
+                (rsa, csa),
+                (rsb, csb),
+                beta,
+                (rsc, csc),
+            )
+        };
+        return;
+    }
     let threads = num_threads();
     let run = |blk: Block<E>, m: usize, n: usize| {
         // SAFETY: the caller's pointers and strides describe valid matrices; a block is a

@@ -35,7 +35,15 @@ fn to_f64<E: Float>(t: &Tensor<E>) -> Vec<f64> {
 
 fn check_matmul<E: Float>(tol: f64, seed: u64) {
     let mut rng = StdRng::seed_from_u64(seed);
-    for &(m, k, n) in &[(1, 1, 1), (3, 5, 2), (17, 9, 33), (64, 1, 7), (70, 130, 65)] {
+    for &(m, k, n) in &[
+        (1, 1, 1),
+        (3, 5, 2),
+        (4, 2, 8),
+        (8, 8, 8),
+        (17, 9, 33),
+        (64, 1, 7),
+        (70, 130, 65),
+    ] {
         let a = Tensor::<E>::randn(&[m, k], E::ZERO, E::ONE, &mut rng);
         let b = Tensor::<E>::randn(&[k, n], E::ZERO, E::ONE, &mut rng);
         let want = reference_matmul(&a, &b);
