@@ -121,11 +121,11 @@ impl<E: Float> Tensor<E> {
             // The scalar graph nodes' path: no iterator plumbing.
             let mut data = Storage::new();
             data.push(f(self.data[0]));
-            return Tensor::from_parts(data, self.shape.clone());
+            return Tensor::from_parts(data, crate::tensor::shape_of(&self.shape));
         }
         Tensor::from_parts(
             collect_storage(self.data.iter().map(|&v| f(v))),
-            self.shape.clone(),
+            crate::tensor::shape_of(&self.shape),
         )
     }
 
@@ -151,7 +151,7 @@ impl<E: Float> Tensor<E> {
             let mut data = Storage::new();
             data.push(f(self.data[0], other.data[0]));
             let shape = if self.shape == other.shape || other.rank() == 0 {
-                self.shape.clone()
+                crate::tensor::shape_of(&self.shape)
             } else {
                 broadcast_shape(op, &self.shape, &other.shape)?
             };
@@ -159,7 +159,10 @@ impl<E: Float> Tensor<E> {
         }
         if self.shape == other.shape {
             let data = collect_storage(self.data.iter().zip(&other.data).map(|(&a, &b)| f(a, b)));
-            return Ok(Tensor::from_parts(data, self.shape.clone()));
+            return Ok(Tensor::from_parts(
+                data,
+                crate::tensor::shape_of(&self.shape),
+            ));
         }
         if other.data.len() == 1 && other.rank() <= self.rank() {
             let b = other.data[0];

@@ -28,7 +28,7 @@ pub(crate) fn check_axis(op: &'static str, shape: &[usize], axis: usize) -> Resu
 }
 
 fn reduced_shape(shape: &[usize], axis: usize, keepdim: bool) -> Shape {
-    let mut out = Shape::from_slice(shape);
+    let mut out = crate::tensor::shape_of(shape);
     if keepdim {
         out[axis] = 1;
     } else {
@@ -179,12 +179,12 @@ impl<E: Float> Tensor<E> {
         if n_out == 1 {
             return Ok(Tensor::from_parts(
                 SmallVec::from_elem(self.data.iter().copied().sum(), 1),
-                Shape::from_slice(shape),
+                crate::tensor::shape_of(shape),
             ));
         }
         let mut data: Storage<E> = crate::tensor::storage_filled(E::ZERO, n_out);
         if self.is_empty() {
-            return Ok(Tensor::from_parts(data, Shape::from_slice(shape)));
+            return Ok(Tensor::from_parts(data, crate::tensor::shape_of(shape)));
         }
         // Leading axes that are reduced entirely: fold rows onto the output when the trailing
         // part matches (the common bias-gradient case [n, m] -> [m] or [1, m]).
@@ -193,7 +193,7 @@ impl<E: Float> Tensor<E> {
             for row in self.data.chunks_exact(n_out) {
                 data.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
             }
-            return Ok(Tensor::from_parts(data, Shape::from_slice(shape)));
+            return Ok(Tensor::from_parts(data, crate::tensor::shape_of(shape)));
         }
         let strides = broadcast_strides(shape, &self.shape);
         let rank = self.rank();
@@ -209,7 +209,7 @@ impl<E: Float> Tensor<E> {
                 idx[d] = 0;
             }
         }
-        Ok(Tensor::from_parts(data, Shape::from_slice(shape)))
+        Ok(Tensor::from_parts(data, crate::tensor::shape_of(shape)))
     }
 
     /// Softmax along `axis`: exp(x - max) / sum(exp(x - max)) (no overflow at +-1000).

@@ -25,7 +25,7 @@ impl<E: Float> Tensor<E> {
         }
         Ok(Tensor::from_parts(
             self.data.clone(),
-            Shape::from_slice(shape),
+            crate::tensor::shape_of(shape),
         ))
     }
 
@@ -45,7 +45,7 @@ impl<E: Float> Tensor<E> {
                 data.extend((0..m).map(|i| src[i * n + j]));
             }
         }
-        let mut shape = self.shape.clone();
+        let mut shape = crate::tensor::shape_of(&self.shape);
         shape.swap(r - 2, r - 1);
         Tensor::from_parts(data, shape)
     }
@@ -79,7 +79,7 @@ impl<E: Float> Tensor<E> {
             reason: "no tensors to concatenate".into(),
         })?;
         check_axis("concat", &first.shape, axis)?;
-        let mut shape = first.shape.clone();
+        let mut shape = crate::tensor::shape_of(&first.shape);
         shape[axis] = 0;
         for t in tensors {
             let fits = t.rank() == first.rank()
@@ -131,7 +131,7 @@ impl<E: Float> Tensor<E> {
             let base = o * n * inner;
             data.extend_from_slice(&self.data[base + start * inner..base + (start + len) * inner]);
         }
-        let mut shape = self.shape.clone();
+        let mut shape = crate::tensor::shape_of(&self.shape);
         shape[axis] = len;
         Ok(Tensor::from_parts(data, shape))
     }
@@ -161,7 +161,7 @@ impl<E: Float> Tensor<E> {
             }
             data.extend_from_slice(&self.data[i * row..(i + 1) * row]);
         }
-        let mut shape = self.shape.clone();
+        let mut shape = crate::tensor::shape_of(&self.shape);
         shape[0] = indices.len();
         Ok(Tensor::from_parts(data, shape))
     }

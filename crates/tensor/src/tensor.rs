@@ -13,6 +13,19 @@ pub type Shape = SmallVec<[usize; 4]>;
 /// heap (a scalar graph node must cost tens of nanoseconds, not an allocation).
 pub(crate) type Storage<E> = SmallVec<[E; 4]>;
 
+/// A shape from a slice, copying inline shapes as one small array (cheaper than SmallVec's
+/// generic extend, which the scalar graph nodes would pay on every op).
+#[inline]
+pub(crate) fn shape_of(dims: &[usize]) -> Shape {
+    if dims.len() <= 4 {
+        let mut buf = [0usize; 4];
+        buf[..dims.len()].copy_from_slice(dims);
+        SmallVec::from_buf_and_len(buf, dims.len())
+    } else {
+        Shape::from_slice(dims)
+    }
+}
+
 /// Collects an exact-size iterator into storage: inline for up to four elements, otherwise
 /// through `Vec` (whose collection of a trusted-length iterator vectorizes) without a copy.
 #[inline]
@@ -74,7 +87,7 @@ impl<E: Float> Clone for Tensor<E> {
             SmallVec::from_vec(v)
         };
         Tensor {
-            shape: self.shape.clone(),
+            shape: shape_of(&self.shape),
             data,
         }
     }
@@ -101,7 +114,7 @@ impl<E: Float> Tensor<E> {
     }
 
     pub(crate) fn from_vec_unchecked(data: Vec<E>, shape: &[usize]) -> Self {
-        Self::from_parts(Storage::from_vec(data), Shape::from_slice(shape))
+        Self::from_parts(Storage::from_vec(data), shape_of(shape))
     }
 
     /// A tensor from a row-major buffer and a shape.
@@ -137,19 +150,13 @@ impl<E: Float> Tensor<E> {
                 expected,
             });
         }
-        Ok(Self::from_parts(
-            Storage::from_slice(data),
-            Shape::from_slice(shape),
-        ))
+        Ok(Self::from_parts(Storage::from_slice(data), shape_of(shape)))
     }
 
     /// A tensor of `shape` whose element at flat (row-major) index `i` is `f(i)`; its buffer
     /// comes from the thread's pool when one of that size is free.
     pub fn from_fn(shape: &[usize], f: impl FnMut(usize) -> E) -> Self {
-        Self::from_parts(
-            collect_storage((0..numel(shape)).map(f)),
-            Shape::from_slice(shape),
-        )
+        Self::from_parts(collect_storage((0..numel(shape)).map(f)), shape_of(shape))
     }
 
     /// A rank-0 tensor holding one value (no heap allocation).
@@ -169,14 +176,11 @@ impl<E: Float> Tensor<E> {
             let mut data = Storage::new();
             data.push(value);
             return Tensor {
-                shape: Shape::from_slice(shape),
+                shape: shape_of(shape),
                 data,
             };
         }
-        Self::from_parts(
-            storage_filled(value, numel(shape)),
-            Shape::from_slice(shape),
-        )
+        Self::from_parts(storage_filled(value, numel(shape)), shape_of(shape))
     }
 
     /// A tensor of zeros.
@@ -207,7 +211,7 @@ impl<E: Float> Tensor<E> {
         let data = collect_storage(
             (0..numel(shape)).map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>())),
         );
-        Self::from_parts(data, Shape::from_slice(shape))
+        Self::from_parts(data, shape_of(shape))
     }
 
     /// A tensor of values drawn from a normal distribution with the given mean and standard
@@ -223,7 +227,7 @@ impl<E: Float> Tensor<E> {
                 data.push(E::from_f64(mu + sigma * z1));
             }
         }
-        Self::from_parts(data, Shape::from_slice(shape))
+        Self::from_parts(data, shape_of(shape))
     }
 
     /// The size of each axis.
@@ -317,7 +321,7 @@ impl<E: Float> Tensor<E> {
     pub fn cast<F: Float>(&self) -> Tensor<F> {
         Tensor::from_parts(
             collect_storage(self.data.iter().map(|v| F::from_f64(v.to_f64()))),
-            self.shape.clone(),
+            shape_of(&self.shape),
         )
     }
 

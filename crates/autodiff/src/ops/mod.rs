@@ -341,10 +341,10 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
     /// Adds `v` into the gradient of a one-element input `k` (the scalar graph's fast path).
     #[inline]
     fn accumulate_one(&mut self, k: usize, v: E) -> Result<()> {
-        let shape = self.input(k).shape();
-        match self.slot(k) {
+        let i = self.input_id(k);
+        match &mut self.grads[i] {
             Some(acc) => acc.as_mut_slice()[0] += v,
-            slot @ None => *slot = Some(Tensor::full(shape, v)),
+            slot @ None => *slot = Some(Tensor::full(self.nodes[i].value.shape(), v)),
         }
         Ok(())
     }
