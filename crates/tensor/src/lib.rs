@@ -26,7 +26,7 @@
 //!
 //! # Threads
 //!
-//! With the `threads` feature (on by default) a large product (at least 2^22 multiply-adds) is
+//! With the `threads` feature (on by default) a large product (at least 2^24 multiply-adds) is
 //! split into row (or column) blocks computed on that many threads at once, each block by
 //! matrixmultiply's single-threaded kernel; smaller products stay on the calling thread, where
 //! handing work to another core costs more than it saves. The thread count is

@@ -120,7 +120,7 @@ fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Products with fewer multiply-adds than this run on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 22;
+const PARALLEL_MIN_MACS: usize = 1 << 24;
 
 /// Sets how many threads a large matrix product may use (at least 1). Without the `threads`
 /// feature products always run on one thread.

@@ -406,7 +406,7 @@ fn threaded_products_equal_single_threaded_ones_bit_for_bit() {
     let mut rng = StdRng::seed_from_u64(11);
     // Rows split (m >= n) and columns split (m < n), both above the threading threshold, and
     // transposed operands read through strides.
-    for &(m, k, n) in &[(300, 200, 100), (50, 400, 300)] {
+    for &(m, k, n) in &[(600, 300, 100), (50, 800, 500)] {
         let a = Tensor::<f32>::randn(&[m, k], 0.0, 1.0, &mut rng);
         let b = Tensor::<f32>::randn(&[k, n], 0.0, 1.0, &mut rng);
         tapegrad_tensor::set_num_threads(1);
