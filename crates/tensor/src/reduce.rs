@@ -218,6 +218,23 @@ impl<E: Float> Tensor<E> {
     ///
     /// [`TensorError::Axis`] when `axis >= rank`.
     pub fn softmax(&self, axis: usize) -> Result<Tensor<E>> {
+        check_axis("softmax", &self.shape, axis)?;
+        if axis + 1 == self.rank() {
+            // Rows are contiguous: one exp per element, kept and then scaled.
+            let n = self.shape[axis];
+            let mut out = self.clone();
+            for row in out.data.chunks_exact_mut(n.max(1)) {
+                let m = row.iter().fold(E::neg_infinity(), |a, &b| a.max(b));
+                let mut s = E::ZERO;
+                for v in row.iter_mut() {
+                    *v = (*v - m).exp();
+                    s += *v;
+                }
+                let inv = E::ONE / s;
+                row.iter_mut().for_each(|v| *v *= inv);
+            }
+            return Ok(out);
+        }
         self.normalize_axis("softmax", axis, |shifted, sum| shifted.exp() / sum)
     }
 
@@ -227,6 +244,19 @@ impl<E: Float> Tensor<E> {
     ///
     /// [`TensorError::Axis`] when `axis >= rank`.
     pub fn log_softmax(&self, axis: usize) -> Result<Tensor<E>> {
+        check_axis("log_softmax", &self.shape, axis)?;
+        if axis + 1 == self.rank() {
+            let n = self.shape[axis];
+            let mut out = self.clone();
+            for row in out.data.chunks_exact_mut(n.max(1)) {
+                let m = row.iter().fold(E::neg_infinity(), |a, &b| a.max(b));
+                let s: E = row.iter().map(|&v| (v - m).exp()).sum();
+                let ls = s.ln();
+                // (x - max) - ln s, not x - (max + ln s): exact where x is the maximum.
+                row.iter_mut().for_each(|v| *v = (*v - m) - ls);
+            }
+            return Ok(out);
+        }
         self.normalize_axis("log_softmax", axis, |shifted, sum| shifted - sum.ln())
     }
 
