@@ -117,10 +117,10 @@ impl<E: Float> Tensor<E> {
     /// Applies `f` to every element.
     #[inline]
     pub fn map(&self, f: impl Fn(E) -> E) -> Tensor<E> {
-        if self.data.len() == 1 {
+        if let Some(v) = self.single() {
             // The scalar graph nodes' path: no iterator plumbing.
             let mut data = Storage::new();
-            data.push(f(self.data[0]));
+            data.push(f(v));
             return Tensor::from_parts(data, crate::tensor::shape_of(&self.shape));
         }
         Tensor::from_parts(
@@ -147,10 +147,18 @@ impl<E: Float> Tensor<E> {
         op: &'static str,
         f: impl Fn(E, E) -> E,
     ) -> Result<Tensor<E>> {
-        if self.data.len() == 1 && other.data.len() == 1 && self.rank() >= other.rank() {
+        if let (Some(a), Some(b)) = (self.single(), other.single())
+            && self.rank() >= other.rank()
+        {
             let mut data = Storage::new();
-            data.push(f(self.data[0], other.data[0]));
-            let shape = if self.shape == other.shape || other.rank() == 0 {
+            data.push(f(a, b));
+            let same = self.rank() == other.rank()
+                && self
+                    .shape
+                    .iter()
+                    .zip(other.shape.iter())
+                    .all(|(a, b)| a == b);
+            let shape = if same || other.rank() == 0 {
                 crate::tensor::shape_of(&self.shape)
             } else {
                 broadcast_shape(op, &self.shape, &other.shape)?

@@ -276,6 +276,16 @@ impl<E: Float> Tensor<E> {
         E::DTYPE
     }
 
+    /// The element of a one-element tensor, or `None`: one length check, for hot scalar paths
+    /// (see [`Tensor::item`] for an error that names the shape).
+    #[inline]
+    pub fn single(&self) -> Option<E> {
+        match self.data.as_slice() {
+            [v] => Some(*v),
+            _ => None,
+        }
+    }
+
     /// The single element of a one-element tensor (of any rank).
     ///
     /// # Errors

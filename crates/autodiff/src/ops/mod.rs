@@ -250,6 +250,8 @@ pub(crate) struct BackwardCtx<'a, E: Float> {
     saved: &'a [Tensor<E>],
     indices: &'a [usize],
     id: usize,
+    /// The node's input ids, read once (every op but `concat` has at most two).
+    inputs: &'a [u32],
     grad: &'a Tensor<E>,
     grads: &'a mut [Option<Tensor<E>>],
 }
@@ -266,6 +268,7 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             saved,
             indices,
             id,
+            inputs: &nodes[id].inputs,
             grad,
             grads,
         }
@@ -279,12 +282,12 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
 
     /// The number of inputs.
     pub(crate) fn arity(&self) -> usize {
-        self.nodes[self.id].inputs.len()
+        self.inputs.len()
     }
 
     #[inline]
     fn input_id(&self, k: usize) -> usize {
-        self.nodes[self.id].inputs[k] as usize
+        self.inputs[k] as usize
     }
 
     /// The forward value of input `k`.
@@ -343,7 +346,11 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
     fn accumulate_one(&mut self, k: usize, v: E) -> Result<()> {
         let i = self.input_id(k);
         match &mut self.grads[i] {
-            Some(acc) => acc.as_mut_slice()[0] += v,
+            Some(acc) => {
+                if let [a] = acc.as_mut_slice() {
+                    *a += v;
+                }
+            }
             slot @ None => *slot = Some(Tensor::full(self.nodes[i].value.shape(), v)),
         }
         Ok(())
@@ -375,9 +382,8 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         let (g, x, y) = (self.grad, self.input(k), self.output());
-        if g.len() == 1 {
-            let v = f(g.as_slice()[0], x.as_slice()[0], y.as_slice()[0]);
-            return self.accumulate_one(k, v);
+        if let (Some(gv), Some(xv), Some(yv)) = (g.single(), x.single(), y.single()) {
+            return self.accumulate_one(k, f(gv, xv, yv));
         }
         debug_assert!(g.shape() == x.shape() && x.shape() == y.shape());
         let (gs, xs, ys) = (g.as_slice(), x.as_slice(), y.as_slice());
