@@ -29,6 +29,6 @@ impl<E: Float> Var<'_, E> {
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    let g = ctx.grad().clone();
-    ctx.accumulate_sum_to(0, g)
+    let g = ctx.grad();
+    ctx.accumulate_reduced(0, g)
 }

@@ -356,20 +356,6 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         Ok(())
     }
 
-    /// Reduces a broadcast-shaped `t` to input `k`'s shape, then accumulates it.
-    pub(crate) fn accumulate_sum_to(&mut self, k: usize, t: Tensor<E>) -> Result<()> {
-        if !self.wants(k) {
-            return Ok(());
-        }
-        let shape = self.input(k).shape();
-        if t.shape() == shape {
-            self.accumulate(k, t)
-        } else {
-            let reduced = t.sum_to(shape)?;
-            self.accumulate(k, reduced)
-        }
-    }
-
     /// For elementwise ops whose input `k`, output and gradient share one shape: adds
     /// `f(g, x, y)` into input `k`'s gradient, in place when the slot exists (no temporary).
     #[inline]
@@ -387,26 +373,14 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         }
         debug_assert!(g.shape() == x.shape() && x.shape() == y.shape());
         let (gs, xs, ys) = (g.as_slice(), x.as_slice(), y.as_slice());
+        // A gradient slot always has its node's shape, which here is g's.
         match self.slot(k) {
-            Some(acc) if acc.shape() == g.shape() => {
+            Some(acc) => {
                 for (i, a) in acc.as_mut_slice().iter_mut().enumerate() {
                     *a += f(gs[i], xs[i], ys[i]);
                 }
             }
-            Some(acc) => {
-                let mut t = g.clone();
-                for (i, a) in t.as_mut_slice().iter_mut().enumerate() {
-                    *a = f(gs[i], xs[i], ys[i]);
-                }
-                acc.add_assign(&t)?;
-            }
-            slot @ None => {
-                let mut t = g.clone();
-                for (i, a) in t.as_mut_slice().iter_mut().enumerate() {
-                    *a = f(gs[i], xs[i], ys[i]);
-                }
-                *slot = Some(t);
-            }
+            slot @ None => *slot = Some(Tensor::from_fn(g.shape(), |i| f(gs[i], xs[i], ys[i]))),
         }
         Ok(())
     }
@@ -440,17 +414,18 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         }
         if a.shape() == g.shape() && b.shape() == g.shape() {
             let (gs, as_, bs, ys) = (g.as_slice(), a.as_slice(), b.as_slice(), y.as_slice());
-            if let Some(acc) = self.slot(k) {
-                for (i, v) in acc.as_mut_slice().iter_mut().enumerate() {
-                    *v += f(gs[i], as_[i], bs[i], ys[i]);
+            match self.slot(k) {
+                Some(acc) => {
+                    for (i, v) in acc.as_mut_slice().iter_mut().enumerate() {
+                        *v += f(gs[i], as_[i], bs[i], ys[i]);
+                    }
                 }
-                return Ok(());
+                slot @ None => {
+                    *slot = Some(Tensor::from_fn(g.shape(), |i| {
+                        f(gs[i], as_[i], bs[i], ys[i])
+                    }));
+                }
             }
-            let mut t = g.clone();
-            for (i, v) in t.as_mut_slice().iter_mut().enumerate() {
-                *v = f(gs[i], as_[i], bs[i], ys[i]);
-            }
-            *self.slot(k) = Some(t);
             return Ok(());
         }
         let full = broadcast(g, a, b, y)?;
