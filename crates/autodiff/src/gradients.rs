@@ -6,7 +6,7 @@ use std::ops::Index;
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{AutodiffError, Result};
-use crate::tape::{Node, Tape};
+use crate::tape::Tape;
 use crate::var::Var;
 
 /// The gradients of one loss with respect to the nodes of one tape.
@@ -20,34 +20,26 @@ pub struct Gradients<'t, E: Float = f32> {
     tape: &'t Tape<E>,
     /// The gradient of every node up to the loss that a path from the loss reached.
     grads: Vec<Option<Tensor<E>>>,
-    /// For nodes not reached (sorted by id): zeros of their shape, made on first access.
-    unreached: Vec<(usize, OnceCell<Tensor<E>>)>,
+    /// The number of nodes the tape held at backward time.
+    nodes: usize,
+    /// Zeros for nodes the loss does not reach, by node id, made only when one is looked up
+    /// (a training loop never does, so backward does no per-node work for them).
+    zeros: OnceCell<Vec<OnceCell<Tensor<E>>>>,
 }
 
 impl<'t, E: Float> Gradients<'t, E> {
-    pub(crate) fn new(
-        tape: &'t Tape<E>,
-        nodes: &[Node<E>],
-        grads: Vec<Option<Tensor<E>>>,
-        mut unreached: Vec<(usize, OnceCell<Tensor<E>>)>,
-    ) -> Self {
-        unreached.clear();
-        unreached.extend(
-            (0..nodes.len())
-                .filter(|&i| grads.get(i).is_none_or(Option::is_none))
-                .map(|i| (i, OnceCell::new())),
-        );
+    pub(crate) fn new(tape: &'t Tape<E>, nodes: usize, grads: Vec<Option<Tensor<E>>>) -> Self {
         Gradients {
             tape,
             grads,
-            unreached,
+            nodes,
+            zeros: OnceCell::new(),
         }
     }
 
     fn check(&self, var: Var<'_, E>, op: &'static str) -> Result<usize> {
         let i = var.index();
-        let known = i < self.grads.len() || self.unreached.last().is_some_and(|u| u.0 >= i);
-        if !std::ptr::eq(var.tape(), self.tape) || !known {
+        if !std::ptr::eq(var.tape(), self.tape) || i >= self.nodes {
             return Err(AutodiffError::ForeignVar { op, id: i });
         }
         Ok(i)
@@ -63,16 +55,10 @@ impl<'t, E: Float> Gradients<'t, E> {
         if let Some(Some(g)) = self.grads.get(i) {
             return Ok(g);
         }
-        let k = self
-            .unreached
-            .binary_search_by_key(&i, |u| u.0)
-            .map_err(|_| AutodiffError::ForeignVar {
-                op: "gradients lookup",
-                id: i,
-            })?;
-        Ok(self.unreached[k]
-            .1
-            .get_or_init(|| Tensor::zeros(self.tape.nodes()[i].value.shape())))
+        let zeros = self
+            .zeros
+            .get_or_init(|| (0..self.nodes).map(|_| OnceCell::new()).collect());
+        Ok(zeros[i].get_or_init(|| Tensor::zeros(self.tape.nodes()[i].value.shape())))
     }
 
     /// Whether a path leads from `var` to the loss (false for constants and for vars the loss
@@ -90,14 +76,10 @@ impl<'t, E: Float> Gradients<'t, E> {
 impl<E: Float> Drop for Gradients<'_, E> {
     /// Hands the buffers back to the tape (the tensors go to the buffer pool).
     fn drop(&mut self) {
-        let (mut grads, mut unreached) = (
-            std::mem::take(&mut self.grads),
-            std::mem::take(&mut self.unreached),
-        );
+        let mut grads = std::mem::take(&mut self.grads);
         grads.clear();
-        unreached.clear();
         if let Ok(mut spare) = self.tape.spare.try_borrow_mut() {
-            *spare = Some((grads, unreached));
+            *spare = Some(grads);
         }
     }
 }
@@ -105,11 +87,7 @@ impl<E: Float> Drop for Gradients<'_, E> {
 impl<E: Float> std::fmt::Debug for Gradients<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let reached = self.grads.iter().filter(|g| g.is_some()).count();
-        write!(
-            f,
-            "Gradients({} nodes, {reached} reached)",
-            reached + self.unreached.len()
-        )
+        write!(f, "Gradients({} nodes, {reached} reached)", self.nodes)
     }
 }
 

@@ -1,6 +1,6 @@
 //! The tape: a Wengert list of nodes in creation order, and the backward sweep over it.
 
-use std::cell::{Cell, OnceCell, Ref, RefCell};
+use std::cell::{Cell, Ref, RefCell};
 use std::sync::Arc;
 
 use smallvec::SmallVec;
@@ -32,7 +32,7 @@ pub(crate) struct Node<E: Float> {
 }
 
 /// The buffers of a dropped [`Gradients`], kept for the next backward pass.
-pub(crate) type SpareGrads<E> = (Vec<Option<Tensor<E>>>, Vec<(usize, OnceCell<Tensor<E>>)>);
+pub(crate) type SpareGrads<E> = Vec<Option<Tensor<E>>>;
 
 /// A tape that records every operation on its [`Var`]s, for reverse-mode differentiation.
 ///
@@ -257,7 +257,7 @@ impl<E: Float> Tape<E> {
                 shape: loss_value.shape().to_vec(),
             });
         }
-        let (mut grads, unreached) = self.spare.borrow_mut().take().unwrap_or_default();
+        let mut grads = self.spare.borrow_mut().take().unwrap_or_default();
         grads.clear();
         grads.resize_with(root + 1, || None);
         let (saved, indices) = (self.saved.borrow(), self.indices.borrow());
@@ -284,6 +284,6 @@ impl<E: Float> Tape<E> {
                 }
             }
         }
-        Ok(Gradients::new(self, &nodes, grads, unreached))
+        Ok(Gradients::new(self, nodes.len(), grads))
     }
 }
