@@ -13,21 +13,32 @@ use crate::network::Network;
 /// The predicted class of each row of a `[batch, k]` output: above 0.5 when `k == 1`, else the
 /// argmax.
 pub(crate) fn classes_of<E: Float>(p: &Tensor<E>) -> Result<Vec<usize>> {
-    if p.rank() != 2 {
+    if p.rank() != 2 || p.shape()[1] == 0 {
         return Err(data(
             "classes",
-            format!("expected outputs [batch, k], got {:?}", p.shape()),
+            format!("expected outputs [batch, k > 0], got {:?}", p.shape()),
         ));
     }
-    if p.shape()[1] == 1 {
-        let half = E::from_f64(0.5);
-        Ok(p.as_slice()
-            .iter()
-            .map(|&v| usize::from(v > half))
-            .collect())
-    } else {
-        Ok(p.argmax_indices(1)?)
+    let half = E::from_f64(0.5);
+    Ok(p.as_slice()
+        .chunks_exact(p.shape()[1])
+        .map(|row| class_of_row(row, half))
+        .collect())
+}
+
+/// The predicted class of one output row: above `threshold` for a single output (0.5 for a
+/// probability, 0 for a logit), the first maximum otherwise.
+pub(crate) fn class_of_row<E: Float>(row: &[E], threshold: E) -> usize {
+    if let [v] = row {
+        return usize::from(*v > threshold);
     }
+    let mut best = 0;
+    for (j, &v) in row.iter().enumerate().skip(1) {
+        if v > row[best] {
+            best = j;
+        }
+    }
+    best
 }
 
 /// The fraction of `predicted` equal to `labels` (NaN for empty inputs).

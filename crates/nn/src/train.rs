@@ -12,6 +12,7 @@ use tapegrad_tensor::{Float, Tensor};
 use crate::data::{Dataset, Targets};
 use crate::error::{NnError, Result, config, config as config_error};
 use crate::loss::Loss;
+use crate::metrics::class_of_row;
 use crate::network::Network;
 use crate::optim::{Optimizer, OptimizerKind};
 
@@ -267,21 +268,14 @@ pub fn train_from<E: Float>(
                 let loss = loss_kind.on_batch(&tape, out, data, rows)?;
                 let value = loss.item()?.to_f64();
                 if let Some(labels) = data.labels() {
-                    let predicted = out.logits.with_value(|z| {
-                        if z.shape()[1] == 1 {
-                            z.as_slice()
-                                .iter()
-                                .map(|&v| usize::from(v > E::ZERO))
-                                .collect()
-                        } else {
-                            z.argmax_indices(1).unwrap_or_default()
-                        }
+                    // From the logits: class 1 above 0 for one output, else the argmax.
+                    hits += out.logits.with_value(|z| {
+                        let k = z.shape()[1].max(1);
+                        rows.iter()
+                            .zip(z.as_slice().chunks_exact(k))
+                            .filter(|&(&r, row)| labels[r] == class_of_row(row, E::ZERO))
+                            .count()
                     });
-                    hits += rows
-                        .iter()
-                        .zip(predicted)
-                        .filter(|&(&r, p)| labels[r] == p)
-                        .count();
                 }
                 loss_sum += value * rows.len() as f64;
                 let grads = tape.backward(loss)?;
