@@ -3,12 +3,13 @@
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{AutodiffError, NonFiniteReport, Result};
-use crate::tape::Node;
+use crate::tape::{Node, label_of};
 
 /// Returns [`AutodiffError::NonFinite`] if `t` (node `id`'s value or gradient) holds a NaN or an
 /// infinity.
 pub(crate) fn check<E: Float>(
     nodes: &[Node<E>],
+    labels: &[(u32, std::sync::Arc<str>)],
     id: usize,
     t: &Tensor<E>,
     phase: &'static str,
@@ -27,12 +28,12 @@ pub(crate) fn check<E: Float>(
     let node = &nodes[id];
     let lo = id.saturating_sub(3);
     let hi = (id + 4).min(nodes.len());
-    let context = crate::trace::rows(nodes, lo..hi, None, Some(id));
+    let context = crate::trace::rows(nodes, labels, lo..hi, None, Some(id));
     Err(AutodiffError::NonFinite(Box::new(NonFiniteReport {
         phase,
         id,
         op: node.op.name(),
-        label: node.label.as_deref().map(str::to_owned),
+        label: label_of(labels, id).map(str::to_owned),
         input_shapes: node
             .inputs
             .iter()

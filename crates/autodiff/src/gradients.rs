@@ -18,22 +18,32 @@ use crate::var::Var;
 /// are dropped their buffers go back to the tape for the next backward pass.
 pub struct Gradients<'t, E: Float = f32> {
     tape: &'t Tape<E>,
-    /// The gradient of every node up to the loss that a path from the loss reached.
-    grads: Vec<Option<Tensor<E>>>,
+    /// The gradient tensors by slot (see `Node::slot`): every node that requires a gradient and
+    /// holds more than one element, and every leaf; `None` where no path from the loss arrived.
+    tensors: Vec<Option<Tensor<E>>>,
+    /// The gradients of one-element nodes by node id, up to the loss.
+    scalars: Vec<Option<E>>,
     /// The number of nodes the tape held at backward time.
     nodes: usize,
-    /// Zeros for nodes the loss does not reach, by node id, made only when one is looked up
-    /// (a training loop never does, so backward does no per-node work for them).
-    zeros: OnceCell<Vec<OnceCell<Tensor<E>>>>,
+    /// Tensors made only when looked up, by node id: the gradients of one-element op nodes, and
+    /// zeros for nodes the loss does not reach (a training loop looks up neither, so backward
+    /// does no per-node work for them).
+    lazy: OnceCell<Vec<OnceCell<Tensor<E>>>>,
 }
 
 impl<'t, E: Float> Gradients<'t, E> {
-    pub(crate) fn new(tape: &'t Tape<E>, nodes: usize, grads: Vec<Option<Tensor<E>>>) -> Self {
+    pub(crate) fn new(
+        tape: &'t Tape<E>,
+        nodes: usize,
+        tensors: Vec<Option<Tensor<E>>>,
+        scalars: Vec<Option<E>>,
+    ) -> Self {
         Gradients {
             tape,
-            grads,
+            tensors,
+            scalars,
             nodes,
-            zeros: OnceCell::new(),
+            lazy: OnceCell::new(),
         }
     }
 
@@ -52,41 +62,70 @@ impl<'t, E: Float> Gradients<'t, E> {
     /// [`AutodiffError::ForeignVar`] when `var` belongs to another tape.
     pub fn get(&self, var: Var<'_, E>) -> Result<&Tensor<E>> {
         let i = self.check(var, "gradients lookup")?;
-        if let Some(Some(g)) = self.grads.get(i) {
-            return Ok(g);
+        Ok(self.tensor(i))
+    }
+
+    /// The gradient tensor of node `i` (< `self.nodes`), zeros when none arrived.
+    fn tensor(&self, i: usize) -> &Tensor<E> {
+        let slot = self.tape.nodes()[i].slot as usize;
+        if let Some(Some(g)) = self.tensors.get(slot) {
+            return g;
         }
-        let zeros = self
-            .zeros
+        let lazy = self
+            .lazy
             .get_or_init(|| (0..self.nodes).map(|_| OnceCell::new()).collect());
-        Ok(zeros[i].get_or_init(|| Tensor::zeros(self.tape.nodes()[i].value.shape())))
+        lazy[i].get_or_init(|| {
+            let nodes = self.tape.nodes();
+            let shape = nodes[i].value.shape();
+            match self.scalar(i) {
+                Some(g) => Tensor::full(shape, g),
+                None => Tensor::zeros(shape),
+            }
+        })
+    }
+
+    /// The gradient of one-element node `i`, if one arrived.
+    fn scalar(&self, i: usize) -> Option<E> {
+        self.scalars.get(i).copied().flatten()
     }
 
     /// Whether a path leads from `var` to the loss (false for constants and for vars the loss
     /// does not depend on, and for vars of another tape).
     pub fn reaches(&self, var: Var<'_, E>) -> bool {
-        self.check(var, "reaches").is_ok() && self.by_index(var.index()).is_some()
+        self.check(var, "reaches").is_ok() && self.reached(var.index())
+    }
+
+    fn reached(&self, i: usize) -> bool {
+        let nodes = self.tape.nodes();
+        let node = &nodes[i];
+        if node.single {
+            self.scalar(i).is_some()
+        } else {
+            matches!(self.tensors.get(node.slot as usize), Some(Some(_)))
+        }
     }
 
     /// The gradient of node `id` if one reached it (for traces and drawings).
     pub(crate) fn by_index(&self, id: usize) -> Option<&Tensor<E>> {
-        self.grads.get(id)?.as_ref()
+        (id < self.nodes && self.reached(id)).then(|| self.tensor(id))
     }
 }
 
 impl<E: Float> Drop for Gradients<'_, E> {
     /// Hands the buffers back to the tape (the tensors go to the buffer pool).
     fn drop(&mut self) {
-        let mut grads = std::mem::take(&mut self.grads);
-        grads.clear();
+        let mut tensors = std::mem::take(&mut self.tensors);
+        tensors.clear();
+        let scalars = std::mem::take(&mut self.scalars);
         if let Ok(mut spare) = self.tape.spare.try_borrow_mut() {
-            *spare = Some(grads);
+            *spare = Some((tensors, scalars));
         }
     }
 }
 
 impl<E: Float> std::fmt::Debug for Gradients<'_, E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let reached = self.grads.iter().filter(|g| g.is_some()).count();
+        let reached = (0..self.nodes).filter(|&i| self.reached(i)).count();
         write!(f, "Gradients({} nodes, {reached} reached)", self.nodes)
     }
 }

@@ -25,14 +25,34 @@ pub(crate) struct Node<E: Float> {
     /// Where the extra tensor the backward needs (e.g. softmax probabilities) sits in the
     /// tape's saved arena, or `u32::MAX` for none.
     pub(crate) saved: u32,
+    /// Where this node's gradient tensor sits among the tape's gradient slots, or `u32::MAX`
+    /// for none. Every node that requires a gradient has a slot, except one-element nodes
+    /// computed by ops: their gradient is a plain number (see [`Node::single`]).
+    pub(crate) slot: u32,
     /// Whether a gradient flows to this node (a leaf var, or an op with such an input).
     pub(crate) requires_grad: bool,
-    /// A user-given name for traces and drawings.
-    pub(crate) label: Option<Arc<str>>,
+    /// Whether the value holds exactly one element. Backward keeps such a node's gradient as a
+    /// plain number beside the tensor slots, so a graph of scalars never builds a gradient
+    /// tensor (leaves get theirs as a tensor at the end).
+    pub(crate) single: bool,
 }
 
-/// The buffers of a dropped [`Gradients`], kept for the next backward pass.
-pub(crate) type SpareGrads<E> = Vec<Option<Tensor<E>>>;
+/// User-given node names for traces and drawings, as (node id, name) in the order given; a later
+/// entry for the same node wins. Kept beside the nodes: most nodes have none.
+pub(crate) type Labels = Vec<(u32, Arc<str>)>;
+
+/// The name of node `id`, if it has one.
+pub(crate) fn label_of(labels: &[(u32, Arc<str>)], id: usize) -> Option<&str> {
+    labels
+        .iter()
+        .rev()
+        .find(|(i, _)| *i as usize == id)
+        .map(|(_, l)| &**l)
+}
+
+/// The buffers of a dropped [`Gradients`], kept for the next backward pass: the tensor slots
+/// and the one-element gradients.
+pub(crate) type SpareGrads<E> = (Vec<Option<Tensor<E>>>, Vec<Option<E>>);
 
 /// A tape that records every operation on its [`Var`]s, for reverse-mode differentiation.
 ///
@@ -62,12 +82,16 @@ pub(crate) type SpareGrads<E> = Vec<Option<Tensor<E>>>;
 /// ```
 pub struct Tape<E: Float = f32> {
     pub(crate) nodes: RefCell<Vec<Node<E>>>,
+    /// Node names (see [`Labels`]).
+    pub(crate) labels: RefCell<Labels>,
     /// Tensors saved by forwards for backwards (the arena `Node::saved` indexes).
     saved: RefCell<Vec<Tensor<E>>>,
     /// Index lists ops keep (labels, selected rows, argmax positions).
     indices: RefCell<Vec<usize>>,
     /// Gradient buffers handed back by dropped `Gradients`, reused by the next backward.
     pub(crate) spare: RefCell<Option<SpareGrads<E>>>,
+    /// The number of gradient slots handed out (see `Node::slot`).
+    slots: Cell<u32>,
     recording: Cell<bool>,
     check_finite: Cell<bool>,
     /// The node of the first non-finite forward value found by the finite check, reported by
@@ -92,9 +116,11 @@ impl<E: Float> Tape<E> {
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
             nodes: RefCell::new(Vec::with_capacity(nodes)),
+            labels: RefCell::new(Vec::new()),
             saved: RefCell::new(Vec::new()),
             indices: RefCell::new(Vec::new()),
             spare: RefCell::new(None),
+            slots: Cell::new(0),
             recording: Cell::new(true),
             check_finite: Cell::new(false),
             pending: Cell::new(None),
@@ -132,8 +158,10 @@ impl<E: Float> Tape<E> {
     /// still alive.
     pub fn clear(&mut self) {
         self.nodes.get_mut().clear();
+        self.labels.get_mut().clear();
         self.saved.get_mut().clear();
         self.indices.get_mut().clear();
+        self.slots.set(0);
         self.pending.set(None);
     }
 
@@ -199,6 +227,15 @@ impl<E: Float> Tape<E> {
             }
             None => u32::MAX,
         };
+        let single = value.len() == 1;
+        let slot = if requires_grad && (!single || inputs.is_empty()) {
+            let n = self.slots.get();
+            self.slots.set(n + 1);
+            n
+        } else {
+            u32::MAX
+        };
+        let finite = !self.check_finite.get() || value.all_finite();
         let mut nodes = self.nodes.borrow_mut();
         let id = nodes.len();
         nodes.push(Node {
@@ -206,13 +243,40 @@ impl<E: Float> Tape<E> {
             inputs,
             value,
             saved,
+            slot,
             requires_grad,
-            label: None,
+            single,
         });
-        if self.check_finite.get() && self.pending.get().is_none() && !nodes[id].value.all_finite()
-        {
+        if !finite && self.pending.get().is_none() {
             self.pending.set(Some(id));
         }
+        Var::new(self, id as u32)
+    }
+
+    /// Appends a rank-0 node computed by an elementwise op from rank-0 inputs: the scalar
+    /// graph's fast path (no closure results to move, no shape to compute).
+    #[inline]
+    pub(crate) fn push_scalar(
+        &self,
+        op: Op<E>,
+        inputs: Inputs,
+        value: E,
+        requires_grad: bool,
+    ) -> Var<'_, E> {
+        if self.check_finite.get() && !value.is_finite() && self.pending.get().is_none() {
+            self.pending.set(Some(self.len()));
+        }
+        let mut nodes = self.nodes.borrow_mut();
+        let id = nodes.len();
+        nodes.push(Node {
+            op,
+            inputs,
+            value: Tensor::scalar(value),
+            saved: u32::MAX,
+            slot: u32::MAX,
+            requires_grad,
+            single: true,
+        });
         Var::new(self, id as u32)
     }
 
@@ -230,7 +294,13 @@ impl<E: Float> Tape<E> {
             && let Some(id) = self.pending.take()
         {
             let nodes = self.nodes.borrow();
-            return crate::anomaly::check(&nodes, id, &nodes[id].value, "forward");
+            return crate::anomaly::check(
+                &nodes,
+                &self.labels.borrow(),
+                id,
+                &nodes[id].value,
+                "forward",
+            );
         }
         Ok(())
     }
@@ -257,33 +327,110 @@ impl<E: Float> Tape<E> {
                 shape: loss_value.shape().to_vec(),
             });
         }
-        let mut grads = self.spare.borrow_mut().take().unwrap_or_default();
-        grads.clear();
-        grads.resize_with(root + 1, || None);
+        let (mut tensors, mut scalars) = self.spare.borrow_mut().take().unwrap_or_default();
+        tensors.clear();
+        tensors.resize_with(self.slots.get() as usize, || None);
+        scalars.clear();
+        scalars.resize(root + 1, None);
         let (saved, indices) = (self.saved.borrow(), self.indices.borrow());
+        let arenas = (&nodes[..], &saved[..], &indices[..]);
         if nodes[root].requires_grad {
-            grads[root] = Some(Tensor::full(loss_value.shape(), E::ONE));
+            scalars[root] = Some(E::ONE);
         }
         let check = self.check_finite.get();
         for i in (0..=root).rev() {
-            let (before, rest) = grads.split_at_mut(i);
-            let Some(grad) = rest[0].as_ref() else {
-                continue;
-            };
             let node = &nodes[i];
-            if !node.requires_grad || node.inputs.is_empty() {
+            if !node.requires_grad {
                 continue;
             }
-            let mut ctx = BackwardCtx::new((&nodes, &saved, &indices), i, grad, before);
-            node.op.backward(&mut ctx)?;
+            if node.single {
+                let Some(g) = scalars[i] else {
+                    continue;
+                };
+                if node.inputs.is_empty() {
+                    tensors[node.slot as usize] = Some(Tensor::full(node.value.shape(), g));
+                    continue;
+                }
+                let (before, _) = scalars.split_at_mut(i);
+                if !scalar_backward(&nodes, node, g, before) {
+                    let grad = Tensor::full(node.value.shape(), g);
+                    let mut ctx = BackwardCtx::new(arenas, i, &grad, &mut tensors, before);
+                    node.op.backward(&mut ctx)?;
+                    ctx.finish();
+                }
+            } else {
+                let (before, rest) = tensors.split_at_mut(node.slot as usize);
+                let Some(grad) = rest[0].as_ref() else {
+                    continue;
+                };
+                if node.inputs.is_empty() {
+                    continue;
+                }
+                let (sbefore, _) = scalars.split_at_mut(i);
+                let mut ctx = BackwardCtx::new(arenas, i, grad, before, sbefore);
+                node.op.backward(&mut ctx)?;
+                ctx.finish();
+            }
             if check {
                 for &input in node.inputs.iter() {
-                    if let Some(g) = &grads[input as usize] {
-                        crate::anomaly::check(&nodes, input as usize, g, "backward")?;
+                    let n = &nodes[input as usize];
+                    if n.single {
+                        if let Some(g) = scalars[input as usize]
+                            && !g.is_finite()
+                        {
+                            let t = Tensor::full(n.value.shape(), g);
+                            crate::anomaly::check(
+                                &nodes,
+                                &self.labels.borrow(),
+                                input as usize,
+                                &t,
+                                "backward",
+                            )?;
+                        }
+                    } else if let Some(Some(g)) = tensors.get(n.slot as usize) {
+                        crate::anomaly::check(
+                            &nodes,
+                            &self.labels.borrow(),
+                            input as usize,
+                            g,
+                            "backward",
+                        )?;
                     }
                 }
             }
         }
-        Ok(Gradients::new(self, nodes.len(), grads))
+        Ok(Gradients::new(self, nodes.len(), tensors, scalars))
     }
+}
+
+/// The backward of a one-element node whose op is elementwise (all its inputs hold one element
+/// too): adds the op's scalar derivatives into the inputs' scalar gradients. Returns false,
+/// doing nothing, for any other op.
+#[inline]
+fn scalar_backward<E: Float>(
+    nodes: &[Node<E>],
+    node: &Node<E>,
+    g: E,
+    scalars: &mut [Option<E>],
+) -> bool {
+    let first = |k: usize| {
+        node.inputs
+            .get(k)
+            .and_then(|&j| nodes[j as usize].value.as_slice().first().copied())
+            .unwrap_or(E::ZERO)
+    };
+    let y = node.value.as_slice()[0];
+    let Some(d) = node.op.scalar_backward(g, first(0), first(1), y) else {
+        return false;
+    };
+    for (&j, d) in node.inputs.iter().zip(d) {
+        if nodes[j as usize].requires_grad {
+            let acc = &mut scalars[j as usize];
+            *acc = Some(match *acc {
+                Some(a) => a + d,
+                None => d,
+            });
+        }
+    }
+    true
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::gradients::Gradients;
-use crate::tape::{Node, Tape};
+use crate::tape::{Node, Tape, label_of};
 
 /// A short rendering of a tensor's values: the value itself for one element, else the first
 /// few values.
@@ -49,6 +49,7 @@ fn inputs_of<E: Float>(node: &Node<E>) -> String {
 /// The table rows for nodes in `range`, with gradients when given; `mark` flags one row.
 pub(crate) fn rows<E: Float>(
     nodes: &[Node<E>],
+    labels: &[(u32, std::sync::Arc<str>)],
     range: Range<usize>,
     grads: Option<&Gradients<'_, E>>,
     mark: Option<usize>,
@@ -73,7 +74,7 @@ pub(crate) fn rows<E: Float>(
             id,
             op,
             inputs_of(node),
-            node.label.as_deref().unwrap_or("").to_string(),
+            label_of(labels, i).unwrap_or("").to_string(),
             format!("{:?}", node.value.shape()),
             abbrev(&node.value),
         ];
@@ -139,14 +140,20 @@ impl<E: Float> Tape<E> {
     /// ```
     pub fn trace(&self) -> String {
         let nodes = self.nodes();
-        rows(&nodes, 0..nodes.len(), None, None)
+        rows(&nodes, &self.labels.borrow(), 0..nodes.len(), None, None)
     }
 
     /// The table of [`Tape::trace`] with a gradient column: each node's gradient from `grads`,
     /// `0 (no path)` for nodes that need one but do not reach the loss, `-` for constants.
     pub fn trace_with(&self, grads: &Gradients<'_, E>) -> String {
         let nodes = self.nodes();
-        rows(&nodes, 0..nodes.len(), Some(grads), None)
+        rows(
+            &nodes,
+            &self.labels.borrow(),
+            0..nodes.len(),
+            Some(grads),
+            None,
+        )
     }
 
     /// The graph in Graphviz DOT: one box per node showing id, op, label, shape and value, and
@@ -162,6 +169,7 @@ impl<E: Float> Tape<E> {
 
     fn dot(&self, grads: Option<&Gradients<'_, E>>) -> String {
         let nodes = self.nodes();
+        let labels = self.labels.borrow();
         let mut out = String::from(
             "digraph tape {\n  rankdir=LR;\n  node [shape=record, fontname=\"monospace\", fontsize=10];\n",
         );
@@ -171,7 +179,7 @@ impl<E: Float> Tape<E> {
             if !params.is_empty() {
                 let _ = write!(title, "({params})");
             }
-            if let Some(l) = &node.label {
+            if let Some(l) = label_of(&labels, i) {
                 let _ = write!(title, " \"{l}\"");
             }
             let mut fields = vec![

@@ -83,16 +83,13 @@ impl<'t, E: Float> Var<'t, E> {
     /// Names the node with a shared name (no allocation: the count of the `Arc` goes up), as
     /// networks do for their parameters every step.
     pub fn named_shared(self, label: Arc<str>) -> Self {
-        self.tape.nodes.borrow_mut()[self.index()].label = Some(label);
+        self.tape.labels.borrow_mut().push((self.id, label));
         self
     }
 
     /// The node's name, if it has one.
     pub fn label(&self) -> Option<String> {
-        self.tape.nodes()[self.index()]
-            .label
-            .as_deref()
-            .map(str::to_owned)
+        crate::tape::label_of(&self.tape.labels.borrow(), self.index()).map(str::to_owned)
     }
 
     /// Whether a gradient can flow to this node.
@@ -124,9 +121,62 @@ impl<'t, E: Float> Var<'t, E> {
             let x = &nodes[self.index()];
             (f(&x.value), x.requires_grad && self.tape.is_recording())
         };
-        let mut inputs = Inputs::new();
-        inputs.push(self.id);
+        let inputs = Inputs::from_buf_and_len([self.id, 0], 1);
         self.tape.push_node(op, inputs, value, None, requires_grad)
+    }
+
+    /// Records an elementwise unary op: `scalar` computes one element, `tensor` the whole
+    /// value. A rank-0 input takes the scalar graph's fast path (no tensor op runs).
+    #[inline]
+    pub(crate) fn record_elementwise(
+        self,
+        op: Op<E>,
+        scalar: impl FnOnce(E) -> E,
+        tensor: impl FnOnce(&Tensor<E>) -> Tensor<E>,
+    ) -> Self {
+        let tape = self.tape;
+        let recording = tape.is_recording();
+        let nodes = tape.nodes();
+        let x = &nodes[self.index()];
+        let requires_grad = x.requires_grad && recording;
+        let inputs = Inputs::from_buf_and_len([self.id, 0], 1);
+        if let Some(v) = x.value.rank0() {
+            drop(nodes);
+            return tape.push_scalar(op, inputs, scalar(v), requires_grad);
+        }
+        let value = tensor(&x.value);
+        drop(nodes);
+        tape.push_node(op, inputs, value, None, requires_grad)
+    }
+
+    /// Records an elementwise binary op with broadcasting: `scalar` computes one element,
+    /// `tensor` the whole value. Two rank-0 inputs take the scalar graph's fast path.
+    #[inline]
+    pub(crate) fn record_elementwise_binary(
+        self,
+        other: Var<'_, E>,
+        name: &'static str,
+        op: Op<E>,
+        scalar: impl FnOnce(E, E) -> E,
+        tensor: impl FnOnce(&Tensor<E>, &Tensor<E>) -> tapegrad_tensor::Result<Tensor<E>>,
+    ) -> Result<Self> {
+        other.check_tape(self.tape, name)?;
+        let tape = self.tape;
+        tape.take_pending()?;
+        let recording = tape.is_recording();
+        let nodes = tape.nodes();
+        let (a, b) = (&nodes[self.index()], &nodes[other.index()]);
+        let requires_grad = (a.requires_grad || b.requires_grad) && recording;
+        let inputs = Inputs::from_buf([self.id, other.id]);
+        if let (Some(x), Some(y)) = (a.value.rank0(), b.value.rank0()) {
+            drop(nodes);
+            return Ok(tape.push_scalar(op, inputs, scalar(x, y), requires_grad));
+        }
+        let value = tensor(&a.value, &b.value)?;
+        drop(nodes);
+        let var = tape.push_node(op, inputs, value, None, requires_grad);
+        tape.take_pending()?;
+        Ok(var)
     }
 
     /// Records a unary op whose forward can fail or saves a tensor for the backward.
@@ -146,8 +196,7 @@ impl<'t, E: Float> Var<'t, E> {
                 x.requires_grad && self.tape.is_recording(),
             )
         };
-        let mut inputs = Inputs::new();
-        inputs.push(self.id);
+        let inputs = Inputs::from_buf_and_len([self.id, 0], 1);
         let var = self.tape.push_node(op, inputs, value, saved, requires_grad);
         self.tape.take_pending()?;
         Ok(var)
@@ -170,9 +219,7 @@ impl<'t, E: Float> Var<'t, E> {
             let rg = (a.requires_grad || b.requires_grad) && self.tape.is_recording();
             (op, value, saved, rg)
         };
-        let mut inputs = Inputs::new();
-        inputs.push(self.id);
-        inputs.push(other.id);
+        let inputs = Inputs::from_buf([self.id, other.id]);
         let var = self.tape.push_node(op, inputs, value, saved, requires_grad);
         self.tape.take_pending()?;
         Ok(var)

@@ -20,18 +20,28 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn abs(self) -> Self {
-        self.record_unary(Op::Abs, |x| x.abs())
+        self.record_elementwise(Op::Abs, forward, |x| x.abs())
+    }
+}
+
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.abs()
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, _y: E) -> E {
+    if x > E::ZERO {
+        g
+    } else if x < E::ZERO {
+        -g
+    } else {
+        E::ZERO
     }
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, _y| {
-        if x > E::ZERO {
-            g
-        } else if x < E::ZERO {
-            -g
-        } else {
-            E::ZERO
-        }
-    })
+    ctx.accumulate_elementwise(0, derivative)
 }

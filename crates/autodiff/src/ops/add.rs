@@ -32,11 +32,31 @@ impl<'t, E: Float> Var<'t, E> {
         reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
     )]
     pub fn add(self, other: Var<'t, E>) -> Result<Self> {
-        self.record_binary(other, "add", |a, b| Ok((Op::Add, a.add(b)?, None)))
+        self.record_elementwise_binary(other, "add", Op::Add, forward, |a, b| a.add(b))
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(a: E, b: E) -> E {
+    a + b
+}
+
+/// The gradient contributions (g dy/da, g dy/db) for one element (y the output).
+#[inline]
+pub(super) fn derivatives<E: Float>(g: E, _a: E, _b: E, _y: E) -> [E; 2] {
+    [g, g]
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_binary(0, |g, _a, _b, _y| g, |g, _a, _b, _y| Ok(Cow::Borrowed(g)))?;
-    ctx.accumulate_binary(1, |g, _a, _b, _y| g, |g, _a, _b, _y| Ok(Cow::Borrowed(g)))
+    ctx.accumulate_binary(
+        0,
+        |g, a, b, y| derivatives(g, a, b, y)[0],
+        |g, _a, _b, _y| Ok(Cow::Borrowed(g)),
+    )?;
+    ctx.accumulate_binary(
+        1,
+        |g, a, b, y| derivatives(g, a, b, y)[1],
+        |g, _a, _b, _y| Ok(Cow::Borrowed(g)),
+    )
 }

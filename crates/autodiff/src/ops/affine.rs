@@ -22,9 +22,8 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn affine(self, scale: E, shift: E) -> Self {
-        self.record_unary(Op::Affine { scale, shift }, |x| {
-            x.map(|v| scale * v + shift)
-        })
+        let f = move |v: E| scale * v + shift;
+        self.record_elementwise(Op::Affine { scale, shift }, f, |x| x.map(f))
     }
 
     /// Adds a constant to every element (one `affine` node).
@@ -38,6 +37,12 @@ impl<E: Float> Var<'_, E> {
     }
 }
 
+/// The gradient contribution g dy/dx for one element.
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, scale: E) -> E {
+    g * scale
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, scale: E) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, _x, _y| g * scale)
+    ctx.accumulate_elementwise(0, |g, _x, _y| derivative(g, scale))
 }

@@ -32,19 +32,31 @@ impl<'t, E: Float> Var<'t, E> {
         reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
     )]
     pub fn div(self, other: Var<'t, E>) -> Result<Self> {
-        self.record_binary(other, "div", |a, b| Ok((Op::Div, a.div(b)?, None)))
+        self.record_elementwise_binary(other, "div", Op::Div, forward, |a, b| a.div(b))
     }
+}
+
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(a: E, b: E) -> E {
+    a / b
+}
+
+/// The gradient contributions (g dy/da, g dy/db) for one element (y the output).
+#[inline]
+pub(super) fn derivatives<E: Float>(g: E, _a: E, b: E, y: E) -> [E; 2] {
+    [g / b, -g * y / b]
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
     ctx.accumulate_binary(
         0,
-        |g, _a, b, _y| g / b,
+        |g, a, b, y| derivatives(g, a, b, y)[0],
         |g, _a, b, _y| Ok(Cow::Owned(g.div(b)?)),
     )?;
     ctx.accumulate_binary(
         1,
-        |g, _a, b, y| -g * y / b,
+        |g, a, b, y| derivatives(g, a, b, y)[1],
         |g, _a, b, y| Ok(Cow::Owned(g.mul(y)?.div(b)?.neg())),
     )
 }

@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn exp(self) -> Self {
-        self.record_unary(Op::Exp, |x| x.exp())
+        self.record_elementwise(Op::Exp, forward, |x| x.exp())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.exp()
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, _x: E, y: E) -> E {
+    g * y
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, _x, y| g * y)
+    ctx.accumulate_elementwise(0, derivative)
 }

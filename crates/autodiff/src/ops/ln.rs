@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn ln(self) -> Self {
-        self.record_unary(Op::Ln, |x| x.ln())
+        self.record_elementwise(Op::Ln, forward, |x| x.ln())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.ln()
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, _y: E) -> E {
+    g / x
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, _y| g / x)
+    ctx.accumulate_elementwise(0, derivative)
 }

@@ -1,6 +1,6 @@
 //! Every differentiable op: one file each, with the forward (a `Var` method) and the backward
 //! side by side. Adding an op means a file here, a variant of [`Op`], and one arm in each of the
-//! two exhaustive matches below (no `_ =>` arm, so a forgotten op does not compile).
+//! exhaustive matches below (no `_ =>` arm, so a forgotten op does not compile).
 
 use std::borrow::Cow;
 
@@ -241,10 +241,61 @@ impl<E: Float> Op<E> {
             }
         }
     }
+
+    /// For elementwise ops: the gradient contributions `g dy/da` and `g dy/db` of one element
+    /// (`b` unused by unary ops), or `None` for every other op. Backward uses this for
+    /// one-element nodes, without building a tensor or a context.
+    #[inline]
+    pub(crate) fn scalar_backward(&self, g: E, a: E, b: E, y: E) -> Option<[E; 2]> {
+        let unary = |d: E| Some([d, E::ZERO]);
+        match self {
+            Op::Add => Some(add::derivatives(g, a, b, y)),
+            Op::Sub => Some(sub::derivatives(g, a, b, y)),
+            Op::Mul => Some(mul::derivatives(g, a, b, y)),
+            Op::Div => Some(div::derivatives(g, a, b, y)),
+            Op::Neg => unary(neg::derivative(g, a, y)),
+            Op::Affine { scale, .. } => unary(affine::derivative(g, *scale)),
+            Op::ScalarDiv(_) => unary(scalar_div::derivative(g, a, y)),
+            Op::PowF(p) => unary(powf::derivative(g, a, *p)),
+            Op::Square => unary(square::derivative(g, a, y)),
+            Op::Exp => unary(exp::derivative(g, a, y)),
+            Op::Ln => unary(ln::derivative(g, a, y)),
+            Op::Sqrt => unary(sqrt::derivative(g, a, y)),
+            Op::Abs => unary(abs::derivative(g, a, y)),
+            Op::Sigmoid => unary(sigmoid::derivative(g, a, y)),
+            Op::Tanh => unary(tanh::derivative(g, a, y)),
+            Op::Relu => unary(relu::derivative(g, a, y)),
+            Op::Softplus => unary(softplus::derivative(g, a, y)),
+            Op::Leaf
+            | Op::Constant
+            | Op::Detach
+            | Op::MatMul
+            | Op::Transpose
+            | Op::Reshape
+            | Op::BroadcastTo
+            | Op::Concat { .. }
+            | Op::Narrow { .. }
+            | Op::SelectRows { .. }
+            | Op::Sum
+            | Op::Mean
+            | Op::SumAxis { .. }
+            | Op::MeanAxis { .. }
+            | Op::MaxAxis { .. }
+            | Op::Softmax { .. }
+            | Op::LogSoftmax { .. }
+            | Op::Mse
+            | Op::BceWithLogits
+            | Op::SoftmaxCrossEntropy { .. } => None,
+        }
+    }
 }
 
 /// What a backward sees: its node's inputs, output and upstream gradient, and the gradient
 /// slots of its inputs. Op files use only this, never the tape's internals.
+///
+/// An input holding one element keeps its gradient as a plain number (`scalars`); every other
+/// input that requires a gradient has a tensor slot (`tensors`). The accumulate methods pick
+/// the right one, so op files need not know.
 pub(crate) struct BackwardCtx<'a, E: Float> {
     nodes: &'a [Node<E>],
     saved: &'a [Tensor<E>],
@@ -253,7 +304,11 @@ pub(crate) struct BackwardCtx<'a, E: Float> {
     /// The node's input ids, read once (every op but `concat` has at most two).
     inputs: &'a [u32],
     grad: &'a Tensor<E>,
-    grads: &'a mut [Option<Tensor<E>>],
+    tensors: &'a mut [Option<Tensor<E>>],
+    scalars: &'a mut [Option<E>],
+    /// Stand-in slots for one-element inputs of ops that write a slot directly ([`Self::slot`]);
+    /// [`Self::finish`] moves them into `scalars`.
+    scratch: [Option<Tensor<E>>; 2],
 }
 
 impl<'a, E: Float> BackwardCtx<'a, E> {
@@ -261,7 +316,8 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         (nodes, saved, indices): (&'a [Node<E>], &'a [Tensor<E>], &'a [usize]),
         id: usize,
         grad: &'a Tensor<E>,
-        grads: &'a mut [Option<Tensor<E>>],
+        tensors: &'a mut [Option<Tensor<E>>],
+        scalars: &'a mut [Option<E>],
     ) -> Self {
         BackwardCtx {
             nodes,
@@ -270,7 +326,19 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             id,
             inputs: &nodes[id].inputs,
             grad,
-            grads,
+            tensors,
+            scalars,
+            scratch: [None, None],
+        }
+    }
+
+    /// Moves what ops wrote into stand-in slots of one-element inputs into their gradients.
+    pub(crate) fn finish(mut self) {
+        for k in 0..self.inputs.len().min(2) {
+            if let Some(t) = self.scratch[k].take() {
+                let i = self.input_id(k);
+                self.add_scalar(i, t.as_slice()[0]);
+            }
         }
     }
 
@@ -323,10 +391,31 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         self.nodes[self.input_id(k)].requires_grad
     }
 
-    /// The gradient slot of input `k`, for ops that accumulate in place (matmul).
+    /// Whether input `k` holds one element (its gradient is a plain number).
+    #[inline]
+    fn single(&self, k: usize) -> bool {
+        self.nodes[self.input_id(k)].single
+    }
+
+    /// Adds `v` into the gradient of the one-element node `i`.
+    #[inline]
+    fn add_scalar(&mut self, i: usize, v: E) {
+        let acc = &mut self.scalars[i];
+        *acc = Some(match *acc {
+            Some(a) => a + v,
+            None => v,
+        });
+    }
+
+    /// The gradient slot of input `k`, for ops that accumulate in place (matmul, row
+    /// selection, sum). For a one-element input (of an op with at most two inputs) this is a
+    /// stand-in that [`Self::finish`] adds into the input's gradient.
     pub(crate) fn slot(&mut self, k: usize) -> &mut Option<Tensor<E>> {
-        let i = self.input_id(k);
-        &mut self.grads[i]
+        if self.single(k) {
+            return &mut self.scratch[k];
+        }
+        let slot = self.nodes[self.input_id(k)].slot as usize;
+        &mut self.tensors[slot]
     }
 
     /// Adds `t` (already of input `k`'s shape) into input `k`'s gradient.
@@ -334,24 +423,13 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         if !self.wants(k) {
             return Ok(());
         }
+        if self.single(k) {
+            self.add_scalar(self.input_id(k), t.as_slice()[0]);
+            return Ok(());
+        }
         match self.slot(k) {
             Some(g) => g.add_assign(&t)?,
             slot @ None => *slot = Some(t),
-        }
-        Ok(())
-    }
-
-    /// Adds `v` into the gradient of a one-element input `k` (the scalar graph's fast path).
-    #[inline]
-    fn accumulate_one(&mut self, k: usize, v: E) -> Result<()> {
-        let i = self.input_id(k);
-        match &mut self.grads[i] {
-            Some(acc) => {
-                if let [a] = acc.as_mut_slice() {
-                    *a += v;
-                }
-            }
-            slot @ None => *slot = Some(Tensor::full(self.nodes[i].value.shape(), v)),
         }
         Ok(())
     }
@@ -368,11 +446,12 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         let (g, x, y) = (self.grad, self.input(k), self.output());
-        if let (Some(gv), Some(xv), Some(yv)) = (g.single(), x.single(), y.single()) {
-            return self.accumulate_one(k, f(gv, xv, yv));
-        }
         debug_assert!(g.shape() == x.shape() && x.shape() == y.shape());
         let (gs, xs, ys) = (g.as_slice(), x.as_slice(), y.as_slice());
+        if self.single(k) {
+            self.add_scalar(self.input_id(k), f(gs[0], xs[0], ys[0]));
+            return Ok(());
+        }
         // A gradient slot always has its node's shape, which here is g's.
         match self.slot(k) {
             Some(acc) => {
@@ -384,6 +463,7 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         }
         Ok(())
     }
+
     /// For broadcasting binary ops: adds `f(g, a, b, y)` elementwise into input `k`'s gradient
     /// when no operand is broadcast (in place when the slot exists, no temporary). When one is,
     /// `broadcast(g, a, b, y)` gives the gradient over the output's shape (borrowing `g` itself
@@ -403,17 +483,12 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         let (g, a, b, y) = (self.grad, self.input(0), self.input(1), self.output());
-        if g.len() == 1 && a.len() == 1 && b.len() == 1 {
-            let v = f(
-                g.as_slice()[0],
-                a.as_slice()[0],
-                b.as_slice()[0],
-                y.as_slice()[0],
-            );
-            return self.accumulate_one(k, v);
-        }
         if a.shape() == g.shape() && b.shape() == g.shape() {
             let (gs, as_, bs, ys) = (g.as_slice(), a.as_slice(), b.as_slice(), y.as_slice());
+            if self.single(k) {
+                self.add_scalar(self.input_id(k), f(gs[0], as_[0], bs[0], ys[0]));
+                return Ok(());
+            }
             match self.slot(k) {
                 Some(acc) => {
                     for (i, v) in acc.as_mut_slice().iter_mut().enumerate() {
@@ -439,6 +514,11 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         let shape = self.input(k).shape();
+        if self.single(k) {
+            let total = t.sum_to(shape)?;
+            self.add_scalar(self.input_id(k), total.as_slice()[0]);
+            return Ok(());
+        }
         if t.shape() == shape {
             match self.slot(k) {
                 Some(acc) => acc.add_assign(t)?,

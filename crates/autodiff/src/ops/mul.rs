@@ -32,19 +32,31 @@ impl<'t, E: Float> Var<'t, E> {
         reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
     )]
     pub fn mul(self, other: Var<'t, E>) -> Result<Self> {
-        self.record_binary(other, "mul", |a, b| Ok((Op::Mul, a.mul(b)?, None)))
+        self.record_elementwise_binary(other, "mul", Op::Mul, forward, |a, b| a.mul(b))
     }
+}
+
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(a: E, b: E) -> E {
+    a * b
+}
+
+/// The gradient contributions (g dy/da, g dy/db) for one element (y the output).
+#[inline]
+pub(super) fn derivatives<E: Float>(g: E, a: E, b: E, _y: E) -> [E; 2] {
+    [g * b, g * a]
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
     ctx.accumulate_binary(
         0,
-        |g, _a, b, _y| g * b,
+        |g, a, b, y| derivatives(g, a, b, y)[0],
         |g, _a, b, _y| Ok(Cow::Owned(g.mul(b)?)),
     )?;
     ctx.accumulate_binary(
         1,
-        |g, a, _b, _y| g * a,
+        |g, a, b, y| derivatives(g, a, b, y)[1],
         |g, a, _b, _y| Ok(Cow::Owned(g.mul(a)?)),
     )
 }

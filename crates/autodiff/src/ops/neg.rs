@@ -24,10 +24,22 @@ impl<E: Float> Var<'_, E> {
         reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
     )]
     pub fn neg(self) -> Self {
-        self.record_unary(Op::Neg, |x| x.neg())
+        self.record_elementwise(Op::Neg, forward, |x| x.neg())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    -x
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, _x: E, _y: E) -> E {
+    -g
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, _x, _y| -g)
+    ctx.accumulate_elementwise(0, derivative)
 }

@@ -20,10 +20,16 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn powf(self, p: E) -> Self {
-        self.record_unary(Op::PowF(p), |x| x.powf(p))
+        self.record_elementwise(Op::PowF(p), |v| v.powf(p), |x| x.powf(p))
     }
 }
 
+/// The gradient contribution g dy/dx = g p x^(p-1) for one element.
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, p: E) -> E {
+    g * p * x.powf(p - E::ONE)
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, p: E) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, _y| g * p * x.powf(p - E::ONE))
+    ctx.accumulate_elementwise(0, |g, x, _y| derivative(g, x, p))
 }

@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn relu(self) -> Self {
-        self.record_unary(Op::Relu, |x| x.relu())
+        self.record_elementwise(Op::Relu, forward, |x| x.relu())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.max(E::ZERO)
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, _y: E) -> E {
+    if x > E::ZERO { g } else { E::ZERO }
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, _y| if x > E::ZERO { g } else { E::ZERO })
+    ctx.accumulate_elementwise(0, derivative)
 }

@@ -20,10 +20,16 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn rdiv_scalar(self, c: E) -> Self {
-        self.record_unary(Op::ScalarDiv(c), |x| x.map(|v| c / v))
+        self.record_elementwise(Op::ScalarDiv(c), |v| c / v, |x| x.map(|v| c / v))
     }
 }
 
+/// The gradient contribution g dy/dx = -g c / x^2 = -g y / x for one element.
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, y: E) -> E {
+    -g * y / x
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, y| -g * y / x)
+    ctx.accumulate_elementwise(0, derivative)
 }

@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn sigmoid(self) -> Self {
-        self.record_unary(Op::Sigmoid, |x| x.sigmoid())
+        self.record_elementwise(Op::Sigmoid, forward, |x| x.sigmoid())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.sigmoid()
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, _x: E, y: E) -> E {
+    g * y * (E::ONE - y)
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, _x, y| g * y * (E::ONE - y))
+    ctx.accumulate_elementwise(0, derivative)
 }

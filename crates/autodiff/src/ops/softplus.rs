@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn softplus(self) -> Self {
-        self.record_unary(Op::Softplus, |x| x.softplus())
+        self.record_elementwise(Op::Softplus, forward, |x| x.softplus())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.softplus()
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, _y: E) -> E {
+    g * x.sigmoid()
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, _y| g * x.sigmoid())
+    ctx.accumulate_elementwise(0, derivative)
 }

@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn sqrt(self) -> Self {
-        self.record_unary(Op::Sqrt, |x| x.sqrt())
+        self.record_elementwise(Op::Sqrt, forward, |x| x.sqrt())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x.sqrt()
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, _x: E, y: E) -> E {
+    g / (y + y)
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, _x, y| g / (y + y))
+    ctx.accumulate_elementwise(0, derivative)
 }

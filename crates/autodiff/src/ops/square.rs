@@ -20,10 +20,22 @@ impl<E: Float> Var<'_, E> {
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
     pub fn square(self) -> Self {
-        self.record_unary(Op::Square, |x| x.square())
+        self.record_elementwise(Op::Square, forward, |x| x.square())
     }
 }
 
+/// y for one element.
+#[inline]
+pub(super) fn forward<E: Float>(x: E) -> E {
+    x * x
+}
+
+/// The gradient contribution g dy/dx for one element (x the input, y the output).
+#[inline]
+pub(super) fn derivative<E: Float>(g: E, x: E, _y: E) -> E {
+    g * (x + x)
+}
+
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
-    ctx.accumulate_elementwise(0, |g, x, _y| g * (x + x))
+    ctx.accumulate_elementwise(0, derivative)
 }
