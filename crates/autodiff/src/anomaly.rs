@@ -3,13 +3,12 @@
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{AutodiffError, NonFiniteReport, Result};
-use crate::tape::{Node, label_of};
+use crate::tape::Store;
 
 /// Returns [`AutodiffError::NonFinite`] if `t` (node `id`'s value or gradient) holds a NaN or an
 /// infinity.
 pub(crate) fn check<E: Float>(
-    nodes: &[Node<E>],
-    labels: &[(u32, std::sync::Arc<str>)],
+    store: &Store<E>,
     id: usize,
     t: &Tensor<E>,
     phase: &'static str,
@@ -25,19 +24,19 @@ pub(crate) fn check<E: Float>(
         .take(4)
         .map(|(i, v)| (i, v.to_f64()))
         .collect();
-    let node = &nodes[id];
+    let node = &store.nodes[id];
     let lo = id.saturating_sub(3);
-    let hi = (id + 4).min(nodes.len());
-    let context = crate::trace::rows(nodes, labels, lo..hi, None, Some(id));
+    let hi = (id + 4).min(store.nodes.len());
+    let context = crate::trace::rows(store, lo..hi, None, Some(id));
     Err(AutodiffError::NonFinite(Box::new(NonFiniteReport {
         phase,
         id,
         op: node.op.name(),
-        label: label_of(labels, id).map(str::to_owned),
-        input_shapes: node
-            .inputs
+        label: store.label(id).map(str::to_owned),
+        input_shapes: store
+            .inputs(id)
             .iter()
-            .map(|&i| nodes[i as usize].value.shape().to_vec())
+            .map(|&i| store.shape(i as usize).to_vec())
             .collect(),
         values: bad.iter().map(|&(_, v)| v).collect(),
         indices: bad.iter().map(|&(i, _)| i).collect(),

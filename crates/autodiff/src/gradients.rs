@@ -67,7 +67,7 @@ impl<'t, E: Float> Gradients<'t, E> {
 
     /// The gradient tensor of node `i` (< `self.nodes`), zeros when none arrived.
     fn tensor(&self, i: usize) -> &Tensor<E> {
-        let slot = self.tape.nodes()[i].slot as usize;
+        let slot = self.tape.store().nodes[i].slot as usize;
         if let Some(Some(g)) = self.tensors.get(slot) {
             return g;
         }
@@ -75,8 +75,8 @@ impl<'t, E: Float> Gradients<'t, E> {
             .lazy
             .get_or_init(|| (0..self.nodes).map(|_| OnceCell::new()).collect());
         lazy[i].get_or_init(|| {
-            let nodes = self.tape.nodes();
-            let shape = nodes[i].value.shape();
+            let store = self.tape.store();
+            let shape = store.shape(i);
             match self.scalar(i) {
                 Some(g) => Tensor::full(shape, g),
                 None => Tensor::zeros(shape),
@@ -96,8 +96,8 @@ impl<'t, E: Float> Gradients<'t, E> {
     }
 
     fn reached(&self, i: usize) -> bool {
-        let nodes = self.tape.nodes();
-        let node = &nodes[i];
+        let store = self.tape.store();
+        let node = &store.nodes[i];
         if node.single {
             self.scalar(i).is_some()
         } else {

@@ -1,5 +1,6 @@
 //! The tape: a Wengert list of nodes in creation order, and the backward sweep over it.
 
+use std::borrow::Cow;
 use std::cell::{Cell, Ref, RefCell};
 use std::sync::Arc;
 
@@ -11,17 +12,24 @@ use crate::gradients::Gradients;
 use crate::ops::{BackwardCtx, Op};
 use crate::var::Var;
 
-/// Input node ids of one node, inline for up to two inputs (every op but `concat`).
-pub(crate) type Inputs = SmallVec<[u32; 2]>;
+/// `Node::value` of a rank-0 node: its value is `Node::x`, no tensor is stored.
+const RANK0: u32 = u32::MAX;
 
-/// One entry of the Wengert list.
+/// One entry of the Wengert list. It holds no tensor itself (the values live in
+/// [`Store::values`]), so a graph of scalars is a dense array of small plain records: the
+/// forward writes 56 bytes per node (f32), backward reads them back, and `clear` frees nothing
+/// node by node.
 pub(crate) struct Node<E: Float> {
     /// What computed the value, with the op's parameters.
     pub(crate) op: Op<E>,
-    /// The ids of the nodes the op read, all smaller than this node's id.
-    pub(crate) inputs: Inputs,
-    /// The forward value.
-    pub(crate) value: Tensor<E>,
+    /// The input ids when `arity <= 2`; for more inputs (`concat`), `ids[0]` is where the list
+    /// starts in [`Store::links`].
+    ids: [u32; 2],
+    /// The number of inputs.
+    arity: u32,
+    /// Where the value sits in [`Store::values`], or `RANK0` when the value is rank 0 and held
+    /// in `x`.
+    value: u32,
     /// Where the extra tensor the backward needs (e.g. softmax probabilities) sits in the
     /// tape's saved arena, or `u32::MAX` for none.
     pub(crate) saved: u32,
@@ -29,6 +37,9 @@ pub(crate) struct Node<E: Float> {
     /// for none. Every node that requires a gradient has a slot, except one-element nodes
     /// computed by ops: their gradient is a plain number (see [`Node::single`]).
     pub(crate) slot: u32,
+    /// The first element of the value (its only one when `single`), read by the scalar paths
+    /// without going through a tensor; zero for an empty value.
+    pub(crate) x: E,
     /// Whether a gradient flows to this node (a leaf var, or an op with such an input).
     pub(crate) requires_grad: bool,
     /// Whether the value holds exactly one element. Backward keeps such a node's gradient as a
@@ -37,17 +48,101 @@ pub(crate) struct Node<E: Float> {
     pub(crate) single: bool,
 }
 
+impl<E: Float> Node<E> {
+    /// Whether the value is rank 0 (shape `[]`, held in `x`): elementwise ops on such nodes
+    /// take the scalar fast path.
+    #[inline]
+    pub(crate) fn rank0(&self) -> bool {
+        self.value == RANK0
+    }
+
+    /// Where the value sits in [`Store::values`] (not for rank-0 nodes).
+    #[inline]
+    pub(crate) fn slot_of_value(&self) -> usize {
+        debug_assert!(!self.rank0());
+        self.value as usize
+    }
+
+    /// The ids of the nodes the op read, all smaller than this node's id.
+    #[inline]
+    pub(crate) fn inputs<'a>(&'a self, links: &'a [u32]) -> &'a [u32] {
+        let n = self.arity as usize;
+        if n <= 2 {
+            &self.ids[..n]
+        } else {
+            let start = self.ids[0] as usize;
+            &links[start..start + n]
+        }
+    }
+}
+
 /// User-given node names for traces and drawings, as (node id, name) in the order given; a later
 /// entry for the same node wins. Kept beside the nodes: most nodes have none.
 pub(crate) type Labels = Vec<(u32, Arc<str>)>;
 
-/// The name of node `id`, if it has one.
-pub(crate) fn label_of(labels: &[(u32, Arc<str>)], id: usize) -> Option<&str> {
-    labels
-        .iter()
-        .rev()
-        .find(|(i, _)| *i as usize == id)
-        .map(|(_, l)| &**l)
+/// Everything a tape records, behind one `RefCell`.
+#[derive(Default)]
+pub(crate) struct Store<E: Float> {
+    /// The Wengert list.
+    pub(crate) nodes: Vec<Node<E>>,
+    /// The values of the nodes that are not rank 0.
+    pub(crate) values: Vec<Tensor<E>>,
+    /// Input lists of nodes with more than two inputs.
+    pub(crate) links: Vec<u32>,
+    /// Node names.
+    pub(crate) labels: Labels,
+    /// Tensors saved by forwards for backwards (the arena `Node::saved` indexes).
+    pub(crate) saved: Vec<Tensor<E>>,
+    /// Index lists ops keep (labels, selected rows, argmax positions).
+    pub(crate) indices: Vec<usize>,
+}
+
+impl<E: Float> Store<E> {
+    /// The input ids of node `i`.
+    #[inline]
+    pub(crate) fn inputs(&self, i: usize) -> &[u32] {
+        self.nodes[i].inputs(&self.links)
+    }
+
+    /// The stored value tensor of node `i`, or `None` for a rank-0 node (see [`Store::value`]).
+    #[inline]
+    pub(crate) fn tensor(&self, i: usize) -> Option<&Tensor<E>> {
+        let node = &self.nodes[i];
+        (!node.rank0()).then(|| &self.values[node.slot_of_value()])
+    }
+
+    /// The value of node `i` (built for a rank-0 node, which stores none).
+    pub(crate) fn value(&self, i: usize) -> Cow<'_, Tensor<E>> {
+        match self.tensor(i) {
+            Some(t) => Cow::Borrowed(t),
+            None => Cow::Owned(Tensor::scalar(self.nodes[i].x)),
+        }
+    }
+
+    /// The shape of node `i`'s value.
+    #[inline]
+    pub(crate) fn shape(&self, i: usize) -> &[usize] {
+        self.tensor(i).map_or(&[], |t| t.shape())
+    }
+
+    /// The name of node `i`, if it has one.
+    pub(crate) fn label(&self, i: usize) -> Option<&str> {
+        self.labels
+            .iter()
+            .rev()
+            .find(|(id, _)| *id as usize == i)
+            .map(|(_, l)| &**l)
+    }
+
+    /// Empties every arena, keeping their allocations.
+    fn clear(&mut self) {
+        self.nodes.clear();
+        self.values.clear();
+        self.links.clear();
+        self.labels.clear();
+        self.saved.clear();
+        self.indices.clear();
+    }
 }
 
 /// The buffers of a dropped [`Gradients`], kept for the next backward pass: the tensor slots
@@ -81,13 +176,7 @@ pub(crate) type SpareGrads<E> = (Vec<Option<Tensor<E>>>, Vec<Option<E>>);
 /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
 /// ```
 pub struct Tape<E: Float = f32> {
-    pub(crate) nodes: RefCell<Vec<Node<E>>>,
-    /// Node names (see [`Labels`]).
-    pub(crate) labels: RefCell<Labels>,
-    /// Tensors saved by forwards for backwards (the arena `Node::saved` indexes).
-    saved: RefCell<Vec<Tensor<E>>>,
-    /// Index lists ops keep (labels, selected rows, argmax positions).
-    indices: RefCell<Vec<usize>>,
+    pub(crate) store: RefCell<Store<E>>,
     /// Gradient buffers handed back by dropped `Gradients`, reused by the next backward.
     pub(crate) spare: RefCell<Option<SpareGrads<E>>>,
     /// The number of gradient slots handed out (see `Node::slot`).
@@ -115,10 +204,10 @@ impl<E: Float> Tape<E> {
     /// An empty tape with room for `nodes` nodes before it reallocates.
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
-            nodes: RefCell::new(Vec::with_capacity(nodes)),
-            labels: RefCell::new(Vec::new()),
-            saved: RefCell::new(Vec::new()),
-            indices: RefCell::new(Vec::new()),
+            store: RefCell::new(Store {
+                nodes: Vec::with_capacity(nodes),
+                ..Store::default()
+            }),
             spare: RefCell::new(None),
             slots: Cell::new(0),
             recording: Cell::new(true),
@@ -139,28 +228,25 @@ impl<E: Float> Tape<E> {
 
     fn push_leaf(&self, op: Op<E>, value: Tensor<E>, requires_grad: bool) -> Var<'_, E> {
         let requires_grad = requires_grad && self.recording.get();
-        self.push_node(op, Inputs::new(), value, None, requires_grad)
+        self.push_node(op, &[], value, None, requires_grad)
     }
 
     /// The number of nodes recorded.
     pub fn len(&self) -> usize {
-        self.nodes.borrow().len()
+        self.store.borrow().nodes.len()
     }
 
     /// Whether no node is recorded.
     pub fn is_empty(&self) -> bool {
-        self.nodes.borrow().is_empty()
+        self.len() == 0
     }
 
-    /// Empties the tape, keeping its node buffer, so a training loop can reuse one tape.
+    /// Empties the tape, keeping its buffers, so a training loop can reuse one tape.
     ///
     /// Taking `&mut self` guarantees that no `Var` and no [`Gradients`] of the old graph is
     /// still alive.
     pub fn clear(&mut self) {
-        self.nodes.get_mut().clear();
-        self.labels.get_mut().clear();
-        self.saved.get_mut().clear();
-        self.indices.get_mut().clear();
+        self.store.get_mut().clear();
         self.slots.set(0);
         self.pending.set(None);
     }
@@ -205,29 +291,23 @@ impl<E: Float> Tape<E> {
         self.check_finite.get()
     }
 
-    pub(crate) fn nodes(&self) -> Ref<'_, Vec<Node<E>>> {
-        self.nodes.borrow()
+    /// Everything recorded, borrowed.
+    #[inline]
+    pub(crate) fn store(&self) -> Ref<'_, Store<E>> {
+        self.store.borrow()
     }
 
-    /// Appends one node. All recording goes through here.
-    #[inline]
+    /// Appends one node. All recording of tensor values goes through here.
     pub(crate) fn push_node(
         &self,
         op: Op<E>,
-        inputs: Inputs,
+        inputs: &[u32],
         value: Tensor<E>,
         saved: Option<Tensor<E>>,
         requires_grad: bool,
     ) -> Var<'_, E> {
-        let saved = match saved {
-            Some(t) => {
-                let mut arena = self.saved.borrow_mut();
-                arena.push(t);
-                (arena.len() - 1) as u32
-            }
-            None => u32::MAX,
-        };
         let single = value.len() == 1;
+        let x = value.as_slice().first().copied().unwrap_or(E::ZERO);
         let slot = if requires_grad && (!single || inputs.is_empty()) {
             let n = self.slots.get();
             self.slots.set(n + 1);
@@ -236,14 +316,39 @@ impl<E: Float> Tape<E> {
             u32::MAX
         };
         let finite = !self.check_finite.get() || value.all_finite();
-        let mut nodes = self.nodes.borrow_mut();
-        let id = nodes.len();
-        nodes.push(Node {
+        let mut store = self.store.borrow_mut();
+        let store = &mut *store;
+        let saved = match saved {
+            Some(t) => {
+                store.saved.push(t);
+                (store.saved.len() - 1) as u32
+            }
+            None => u32::MAX,
+        };
+        let value = if value.rank() == 0 {
+            RANK0
+        } else {
+            store.values.push(value);
+            (store.values.len() - 1) as u32
+        };
+        let ids = match *inputs {
+            [] => [0, 0],
+            [a] => [a, 0],
+            [a, b] => [a, b],
+            _ => {
+                store.links.extend_from_slice(inputs);
+                [(store.links.len() - inputs.len()) as u32, 0]
+            }
+        };
+        let id = store.nodes.len();
+        store.nodes.push(Node {
             op,
-            inputs,
+            ids,
+            arity: inputs.len() as u32,
             value,
             saved,
             slot,
+            x,
             requires_grad,
             single,
         });
@@ -253,54 +358,66 @@ impl<E: Float> Tape<E> {
         Var::new(self, id as u32)
     }
 
-    /// Appends a rank-0 node computed by an elementwise op from rank-0 inputs: the scalar
-    /// graph's fast path (no closure results to move, no shape to compute).
+    /// Appends a rank-0 node computed by an elementwise op from rank-0 inputs (`arity` of
+    /// `ids`): the scalar graph's fast path, which stores no tensor.
     #[inline]
     pub(crate) fn push_scalar(
         &self,
         op: Op<E>,
-        inputs: Inputs,
+        ids: [u32; 2],
+        arity: u32,
         value: E,
         requires_grad: bool,
     ) -> Var<'_, E> {
-        if self.check_finite.get() && !value.is_finite() && self.pending.get().is_none() {
-            self.pending.set(Some(self.len()));
-        }
-        let mut nodes = self.nodes.borrow_mut();
-        let id = nodes.len();
-        nodes.push(Node {
+        let mut store = self.store.borrow_mut();
+        let id = store.nodes.len();
+        store.nodes.push(Node {
             op,
-            inputs,
-            value: Tensor::scalar(value),
+            ids,
+            arity,
+            value: RANK0,
             saved: u32::MAX,
             slot: u32::MAX,
+            x: value,
             requires_grad,
             single: true,
         });
+        if self.check_finite.get() && !value.is_finite() && self.pending.get().is_none() {
+            self.pending.set(Some(id));
+        }
         Var::new(self, id as u32)
     }
 
     /// Appends an index list to the arena and returns where it sits.
     pub(crate) fn push_indices(&self, list: &[usize]) -> (u32, u32) {
-        let mut arena = self.indices.borrow_mut();
+        let arena = &mut self.store.borrow_mut().indices;
         let start = arena.len() as u32;
         arena.extend_from_slice(list);
         (start, list.len() as u32)
     }
 
     /// Returns the pending finite-check error, if any.
+    #[inline]
     pub(crate) fn take_pending(&self) -> Result<()> {
-        if self.check_finite.get()
-            && let Some(id) = self.pending.take()
+        if self.pending.get().is_none() {
+            return Ok(());
+        }
+        self.report_pending()
+    }
+
+    /// Whether the finite check found a non-finite value not yet reported.
+    #[inline]
+    pub(crate) fn has_pending(&self) -> bool {
+        self.pending.get().is_some()
+    }
+
+    #[cold]
+    fn report_pending(&self) -> Result<()> {
+        if let Some(id) = self.pending.take()
+            && self.check_finite.get()
         {
-            let nodes = self.nodes.borrow();
-            return crate::anomaly::check(
-                &nodes,
-                &self.labels.borrow(),
-                id,
-                &nodes[id].value,
-                "forward",
-            );
+            let store = self.store.borrow();
+            return crate::anomaly::check(&store, id, &store.value(id), "forward");
         }
         Ok(())
     }
@@ -319,12 +436,12 @@ impl<E: Float> Tape<E> {
     pub fn backward(&self, loss: Var<'_, E>) -> Result<Gradients<'_, E>> {
         loss.check_tape(self, "backward")?;
         self.take_pending()?;
-        let nodes = self.nodes.borrow();
+        let store = self.store.borrow();
+        let nodes = &store.nodes[..];
         let root = loss.index();
-        let loss_value = &nodes[root].value;
-        if loss_value.len() != 1 {
+        if !nodes[root].single {
             return Err(AutodiffError::NonScalarLoss {
-                shape: loss_value.shape().to_vec(),
+                shape: store.shape(root).to_vec(),
             });
         }
         let (mut tensors, mut scalars) = self.spare.borrow_mut().take().unwrap_or_default();
@@ -332,8 +449,6 @@ impl<E: Float> Tape<E> {
         tensors.resize_with(self.slots.get() as usize, || None);
         scalars.clear();
         scalars.resize(root + 1, None);
-        let (saved, indices) = (self.saved.borrow(), self.indices.borrow());
-        let arenas = (&nodes[..], &saved[..], &indices[..]);
         if nodes[root].requires_grad {
             scalars[root] = Some(E::ONE);
         }
@@ -343,58 +458,43 @@ impl<E: Float> Tape<E> {
             if !node.requires_grad {
                 continue;
             }
+            let inputs = node.inputs(&store.links);
             if node.single {
                 let Some(g) = scalars[i] else {
                     continue;
                 };
-                if node.inputs.is_empty() {
-                    tensors[node.slot as usize] = Some(Tensor::full(node.value.shape(), g));
+                if inputs.is_empty() {
+                    tensors[node.slot as usize] = Some(Tensor::full(store.shape(i), g));
                     continue;
                 }
                 let (before, _) = scalars.split_at_mut(i);
-                if !scalar_backward(&nodes, node, g, before) {
-                    let grad = Tensor::full(node.value.shape(), g);
-                    let mut ctx = BackwardCtx::new(arenas, i, &grad, &mut tensors, before);
-                    node.op.backward(&mut ctx)?;
-                    ctx.finish();
+                if !scalar_backward(nodes, node, inputs, g, before) {
+                    let grad = Tensor::full(store.shape(i), g);
+                    generic_backward(&store, i, inputs, &grad, &mut tensors, before)?;
                 }
             } else {
                 let (before, rest) = tensors.split_at_mut(node.slot as usize);
                 let Some(grad) = rest[0].as_ref() else {
                     continue;
                 };
-                if node.inputs.is_empty() {
+                if inputs.is_empty() {
                     continue;
                 }
                 let (sbefore, _) = scalars.split_at_mut(i);
-                let mut ctx = BackwardCtx::new(arenas, i, grad, before, sbefore);
-                node.op.backward(&mut ctx)?;
-                ctx.finish();
+                generic_backward(&store, i, inputs, grad, before, sbefore)?;
             }
             if check {
-                for &input in node.inputs.iter() {
-                    let n = &nodes[input as usize];
-                    if n.single {
-                        if let Some(g) = scalars[input as usize]
+                for &input in inputs {
+                    let j = input as usize;
+                    if nodes[j].single {
+                        if let Some(g) = scalars[j]
                             && !g.is_finite()
                         {
-                            let t = Tensor::full(n.value.shape(), g);
-                            crate::anomaly::check(
-                                &nodes,
-                                &self.labels.borrow(),
-                                input as usize,
-                                &t,
-                                "backward",
-                            )?;
+                            let t = Tensor::full(store.shape(j), g);
+                            crate::anomaly::check(&store, j, &t, "backward")?;
                         }
-                    } else if let Some(Some(g)) = tensors.get(n.slot as usize) {
-                        crate::anomaly::check(
-                            &nodes,
-                            &self.labels.borrow(),
-                            input as usize,
-                            g,
-                            "backward",
-                        )?;
+                    } else if let Some(Some(g)) = tensors.get(nodes[j].slot as usize) {
+                        crate::anomaly::check(&store, j, g, "backward")?;
                     }
                 }
             }
@@ -410,20 +510,15 @@ impl<E: Float> Tape<E> {
 fn scalar_backward<E: Float>(
     nodes: &[Node<E>],
     node: &Node<E>,
+    inputs: &[u32],
     g: E,
     scalars: &mut [Option<E>],
 ) -> bool {
-    let first = |k: usize| {
-        node.inputs
-            .get(k)
-            .and_then(|&j| nodes[j as usize].value.as_slice().first().copied())
-            .unwrap_or(E::ZERO)
-    };
-    let y = node.value.as_slice()[0];
-    let Some(d) = node.op.scalar_backward(g, first(0), first(1), y) else {
+    let first = |k: usize| inputs.get(k).map_or(E::ZERO, |&j| nodes[j as usize].x);
+    let Some(d) = node.op.scalar_backward(g, first(0), first(1), node.x) else {
         return false;
     };
-    for (&j, d) in node.inputs.iter().zip(d) {
+    for (&j, d) in inputs.iter().zip(d) {
         if nodes[j as usize].requires_grad {
             let acc = &mut scalars[j as usize];
             *acc = Some(match *acc {
@@ -433,4 +528,27 @@ fn scalar_backward<E: Float>(
         }
     }
     true
+}
+
+/// The backward of node `i` through its op's own backward, with `grad` its upstream gradient.
+/// Rank-0 inputs and outputs, which store no tensor, get one built here for the op to read.
+fn generic_backward<E: Float>(
+    store: &Store<E>,
+    i: usize,
+    inputs: &[u32],
+    grad: &Tensor<E>,
+    tensors: &mut [Option<Tensor<E>>],
+    scalars: &mut [Option<E>],
+) -> Result<()> {
+    let rank0: SmallVec<[(u32, Tensor<E>); 3]> = inputs
+        .iter()
+        .copied()
+        .chain([i as u32])
+        .filter(|&j| store.nodes[j as usize].rank0())
+        .map(|j| (j, Tensor::scalar(store.nodes[j as usize].x)))
+        .collect();
+    let mut ctx = BackwardCtx::new(store, &rank0, i, inputs, grad, tensors, scalars);
+    store.nodes[i].op.backward(&mut ctx)?;
+    ctx.finish();
+    Ok(())
 }

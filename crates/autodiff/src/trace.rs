@@ -6,7 +6,7 @@ use std::ops::Range;
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::gradients::Gradients;
-use crate::tape::{Node, Tape, label_of};
+use crate::tape::{Store, Tape};
 
 /// A short rendering of a tensor's values: the value itself for one element, else the first
 /// few values.
@@ -38,8 +38,8 @@ pub(crate) fn abbrev<E: Float>(t: &Tensor<E>) -> String {
     }
 }
 
-fn inputs_of<E: Float>(node: &Node<E>) -> String {
-    node.inputs
+fn inputs_of(inputs: &[u32]) -> String {
+    inputs
         .iter()
         .map(|i| format!("#{i}"))
         .collect::<Vec<_>>()
@@ -48,8 +48,7 @@ fn inputs_of<E: Float>(node: &Node<E>) -> String {
 
 /// The table rows for nodes in `range`, with gradients when given; `mark` flags one row.
 pub(crate) fn rows<E: Float>(
-    nodes: &[Node<E>],
-    labels: &[(u32, std::sync::Arc<str>)],
+    store: &Store<E>,
     range: Range<usize>,
     grads: Option<&Gradients<'_, E>>,
     mark: Option<usize>,
@@ -60,7 +59,7 @@ pub(crate) fn rows<E: Float>(
     }
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for i in range {
-        let node = &nodes[i];
+        let node = &store.nodes[i];
         let op = match node.op.params() {
             p if p.is_empty() => node.op.name().to_string(),
             p => format!("{}({p})", node.op.name()),
@@ -73,10 +72,10 @@ pub(crate) fn rows<E: Float>(
         let mut row = vec![
             id,
             op,
-            inputs_of(node),
-            label_of(labels, i).unwrap_or("").to_string(),
-            format!("{:?}", node.value.shape()),
-            abbrev(&node.value),
+            inputs_of(store.inputs(i)),
+            store.label(i).unwrap_or("").to_string(),
+            format!("{:?}", store.shape(i)),
+            abbrev(&store.value(i)),
         ];
         if let Some(g) = grads {
             row.push(match g.by_index(i) {
@@ -139,21 +138,15 @@ impl<E: Float> Tape<E> {
     /// assert!(trace.lines().nth(2).unwrap().contains("sigmoid  #0"));
     /// ```
     pub fn trace(&self) -> String {
-        let nodes = self.nodes();
-        rows(&nodes, &self.labels.borrow(), 0..nodes.len(), None, None)
+        let store = self.store();
+        rows(&store, 0..store.nodes.len(), None, None)
     }
 
     /// The table of [`Tape::trace`] with a gradient column: each node's gradient from `grads`,
     /// `0 (no path)` for nodes that need one but do not reach the loss, `-` for constants.
     pub fn trace_with(&self, grads: &Gradients<'_, E>) -> String {
-        let nodes = self.nodes();
-        rows(
-            &nodes,
-            &self.labels.borrow(),
-            0..nodes.len(),
-            Some(grads),
-            None,
-        )
+        let store = self.store();
+        rows(&store, 0..store.nodes.len(), Some(grads), None)
     }
 
     /// The graph in Graphviz DOT: one box per node showing id, op, label, shape and value, and
@@ -168,24 +161,23 @@ impl<E: Float> Tape<E> {
     }
 
     fn dot(&self, grads: Option<&Gradients<'_, E>>) -> String {
-        let nodes = self.nodes();
-        let labels = self.labels.borrow();
+        let store = self.store();
         let mut out = String::from(
             "digraph tape {\n  rankdir=LR;\n  node [shape=record, fontname=\"monospace\", fontsize=10];\n",
         );
-        for (i, node) in nodes.iter().enumerate() {
+        for (i, node) in store.nodes.iter().enumerate() {
             let mut title = format!("#{i} {}", node.op.name());
             let params = node.op.params();
             if !params.is_empty() {
                 let _ = write!(title, "({params})");
             }
-            if let Some(l) = label_of(&labels, i) {
+            if let Some(l) = store.label(i) {
                 let _ = write!(title, " \"{l}\"");
             }
             let mut fields = vec![
                 escape(&title),
-                escape(&format!("shape {:?}", node.value.shape())),
-                escape(&format!("value {}", abbrev(&node.value))),
+                escape(&format!("shape {:?}", store.shape(i))),
+                escape(&format!("value {}", abbrev(&store.value(i)))),
             ];
             if let Some(t) = grads.and_then(|g| g.by_index(i)) {
                 fields.push(escape(&format!("grad {}", abbrev(t))));
@@ -200,7 +192,7 @@ impl<E: Float> Tape<E> {
                 "  n{i} [label=\"{{{}}}\", style=filled, fillcolor={fill}];",
                 fields.join("|")
             );
-            for input in &node.inputs {
+            for input in store.inputs(i) {
                 let _ = writeln!(out, "  n{input} -> n{i};");
             }
         }

@@ -8,7 +8,7 @@ use tapegrad_tensor::{Float, Shape, Tensor};
 
 use crate::error::{AutodiffError, Result};
 use crate::ops::Op;
-use crate::tape::{Inputs, Tape};
+use crate::tape::Tape;
 
 /// A handle to one node of a [`Tape`]: its forward value and its place in the graph.
 ///
@@ -22,14 +22,13 @@ pub struct Var<'t, E: Float = f32> {
 
 impl<E: Float> fmt::Debug for Var<'_, E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let nodes = self.tape.nodes();
-        let node = &nodes[self.index()];
+        let store = self.tape.store();
         write!(
             f,
             "Var(#{} {} {:?})",
             self.id,
-            node.op.name(),
-            node.value.shape()
+            store.nodes[self.index()].op.name(),
+            store.shape(self.index())
         )
     }
 }
@@ -53,17 +52,17 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// The forward value (a copy; see [`Var::with_value`] to borrow it).
     pub fn value(&self) -> Tensor<E> {
-        self.tape.nodes()[self.index()].value.clone()
+        self.tape.store().value(self.index()).into_owned()
     }
 
     /// Calls `f` with a reference to the forward value, without copying it.
     pub fn with_value<R>(&self, f: impl FnOnce(&Tensor<E>) -> R) -> R {
-        f(&self.tape.nodes()[self.index()].value)
+        f(&self.tape.store().value(self.index()))
     }
 
     /// The forward value's shape.
     pub fn shape(&self) -> Shape {
-        Shape::from_slice(self.tape.nodes()[self.index()].value.shape())
+        Shape::from_slice(self.tape.store().shape(self.index()))
     }
 
     /// The single element of a one-element value.
@@ -72,7 +71,12 @@ impl<'t, E: Float> Var<'t, E> {
     ///
     /// When the value does not hold exactly one element.
     pub fn item(&self) -> Result<E> {
-        Ok(self.tape.nodes()[self.index()].value.item()?)
+        let store = self.tape.store();
+        let node = &store.nodes[self.index()];
+        if node.single {
+            return Ok(node.x);
+        }
+        Ok(store.value(self.index()).item()?)
     }
 
     /// Names the node for traces and drawings, and returns the same var.
@@ -83,23 +87,23 @@ impl<'t, E: Float> Var<'t, E> {
     /// Names the node with a shared name (no allocation: the count of the `Arc` goes up), as
     /// networks do for their parameters every step.
     pub fn named_shared(self, label: Arc<str>) -> Self {
-        self.tape.labels.borrow_mut().push((self.id, label));
+        self.tape.store.borrow_mut().labels.push((self.id, label));
         self
     }
 
     /// The node's name, if it has one.
     pub fn label(&self) -> Option<String> {
-        crate::tape::label_of(&self.tape.labels.borrow(), self.index()).map(str::to_owned)
+        self.tape.store().label(self.index()).map(str::to_owned)
     }
 
     /// Whether a gradient can flow to this node.
     pub fn requires_grad(&self) -> bool {
-        self.tape.nodes()[self.index()].requires_grad
+        self.tape.store().nodes[self.index()].requires_grad
     }
 
     /// The op that computed this node (`"leaf"`, `"constant"`, `"sigmoid"`, ...).
     pub fn op_name(&self) -> &'static str {
-        self.tape.nodes()[self.index()].op.name()
+        self.tape.store().nodes[self.index()].op.name()
     }
 
     pub(crate) fn check_tape(&self, tape: &Tape<E>, op: &'static str) -> Result<()> {
@@ -114,15 +118,15 @@ impl<'t, E: Float> Var<'t, E> {
     }
 
     /// Records a unary op whose forward cannot fail.
-    #[inline]
+    #[inline(never)]
     pub(crate) fn record_unary(self, op: Op<E>, f: impl FnOnce(&Tensor<E>) -> Tensor<E>) -> Self {
         let (value, requires_grad) = {
-            let nodes = self.tape.nodes();
-            let x = &nodes[self.index()];
-            (f(&x.value), x.requires_grad && self.tape.is_recording())
+            let store = self.tape.store();
+            let rg = store.nodes[self.index()].requires_grad && self.tape.is_recording();
+            (f(&store.value(self.index())), rg)
         };
-        let inputs = Inputs::from_buf_and_len([self.id, 0], 1);
-        self.tape.push_node(op, inputs, value, None, requires_grad)
+        self.tape
+            .push_node(op, &[self.id], value, None, requires_grad)
     }
 
     /// Records an elementwise unary op: `scalar` computes one element, `tensor` the whole
@@ -135,18 +139,15 @@ impl<'t, E: Float> Var<'t, E> {
         tensor: impl FnOnce(&Tensor<E>) -> Tensor<E>,
     ) -> Self {
         let tape = self.tape;
-        let recording = tape.is_recording();
-        let nodes = tape.nodes();
-        let x = &nodes[self.index()];
-        let requires_grad = x.requires_grad && recording;
-        let inputs = Inputs::from_buf_and_len([self.id, 0], 1);
-        if let Some(v) = x.value.rank0() {
-            drop(nodes);
-            return tape.push_scalar(op, inputs, scalar(v), requires_grad);
+        let store = tape.store();
+        let x = &store.nodes[self.index()];
+        if x.rank0() {
+            let (v, requires_grad) = (x.x, x.requires_grad && tape.is_recording());
+            drop(store);
+            return tape.push_scalar(op, [self.id, 0], 1, scalar(v), requires_grad);
         }
-        let value = tensor(&x.value);
-        drop(nodes);
-        tape.push_node(op, inputs, value, None, requires_grad)
+        drop(store);
+        self.record_unary(op, tensor)
     }
 
     /// Records an elementwise binary op with broadcasting: `scalar` computes one element,
@@ -160,23 +161,19 @@ impl<'t, E: Float> Var<'t, E> {
         scalar: impl FnOnce(E, E) -> E,
         tensor: impl FnOnce(&Tensor<E>, &Tensor<E>) -> tapegrad_tensor::Result<Tensor<E>>,
     ) -> Result<Self> {
-        other.check_tape(self.tape, name)?;
         let tape = self.tape;
-        tape.take_pending()?;
-        let recording = tape.is_recording();
-        let nodes = tape.nodes();
-        let (a, b) = (&nodes[self.index()], &nodes[other.index()]);
-        let requires_grad = (a.requires_grad || b.requires_grad) && recording;
-        let inputs = Inputs::from_buf([self.id, other.id]);
-        if let (Some(x), Some(y)) = (a.value.rank0(), b.value.rank0()) {
-            drop(nodes);
-            return Ok(tape.push_scalar(op, inputs, scalar(x, y), requires_grad));
+        if std::ptr::eq(tape, other.tape) && !tape.has_pending() {
+            let store = tape.store();
+            let (a, b) = (&store.nodes[self.index()], &store.nodes[other.index()]);
+            if a.rank0() && b.rank0() {
+                let (x, y) = (a.x, b.x);
+                let requires_grad = (a.requires_grad || b.requires_grad) && tape.is_recording();
+                drop(store);
+                let ids = [self.id, other.id];
+                return Ok(tape.push_scalar(op, ids, 2, scalar(x, y), requires_grad));
+            }
         }
-        let value = tensor(&a.value, &b.value)?;
-        drop(nodes);
-        let var = tape.push_node(op, inputs, value, None, requires_grad);
-        tape.take_pending()?;
-        Ok(var)
+        self.record_binary(other, name, |a, b| Ok((op, tensor(a, b)?, None)))
     }
 
     /// Records a unary op whose forward can fail or saves a tensor for the backward.
@@ -186,24 +183,20 @@ impl<'t, E: Float> Var<'t, E> {
     ) -> Result<Self> {
         self.tape.take_pending()?;
         let (op, value, saved, requires_grad) = {
-            let nodes = self.tape.nodes();
-            let x = &nodes[self.index()];
-            let (op, value, saved) = op(&x.value)?;
-            (
-                op,
-                value,
-                saved,
-                x.requires_grad && self.tape.is_recording(),
-            )
+            let store = self.tape.store();
+            let (op, value, saved) = op(&store.value(self.index()))?;
+            let rg = store.nodes[self.index()].requires_grad && self.tape.is_recording();
+            (op, value, saved, rg)
         };
-        let inputs = Inputs::from_buf_and_len([self.id, 0], 1);
-        let var = self.tape.push_node(op, inputs, value, saved, requires_grad);
+        let var = self
+            .tape
+            .push_node(op, &[self.id], value, saved, requires_grad);
         self.tape.take_pending()?;
         Ok(var)
     }
 
     /// Records a binary op: checks both vars share a tape, computes the value, appends a node.
-    #[inline]
+    #[inline(never)]
     pub(crate) fn record_binary(
         self,
         other: Var<'_, E>,
@@ -213,14 +206,17 @@ impl<'t, E: Float> Var<'t, E> {
         other.check_tape(self.tape, name)?;
         self.tape.take_pending()?;
         let (op, value, saved, requires_grad) = {
-            let nodes = self.tape.nodes();
-            let (a, b) = (&nodes[self.index()], &nodes[other.index()]);
-            let (op, value, saved) = f(&a.value, &b.value)?;
-            let rg = (a.requires_grad || b.requires_grad) && self.tape.is_recording();
+            let store = self.tape.store();
+            let (a, b) = (self.index(), other.index());
+            let (op, value, saved) = f(&store.value(a), &store.value(b))?;
+            let rg = (store.nodes[a].requires_grad || store.nodes[b].requires_grad)
+                && self.tape.is_recording();
             (op, value, saved, rg)
         };
-        let inputs = Inputs::from_buf([self.id, other.id]);
-        let var = self.tape.push_node(op, inputs, value, saved, requires_grad);
+        let inputs = [self.id, other.id];
+        let var = self
+            .tape
+            .push_node(op, &inputs, value, saved, requires_grad);
         self.tape.take_pending()?;
         Ok(var)
     }
@@ -243,15 +239,17 @@ impl<'t, E: Float> Var<'t, E> {
         }
         tape.take_pending()?;
         let (op, value, requires_grad) = {
-            let nodes = tape.nodes();
-            let values: SmallVec<[&Tensor<E>; 4]> =
-                vars.iter().map(|v| &nodes[v.index()].value).collect();
+            let store = tape.store();
+            let owned: SmallVec<[std::borrow::Cow<'_, Tensor<E>>; 4]> =
+                vars.iter().map(|v| store.value(v.index())).collect();
+            let values: SmallVec<[&Tensor<E>; 4]> = owned.iter().map(|c| &**c).collect();
             let (op, value) = f(&values)?;
-            let rg = vars.iter().any(|v| nodes[v.index()].requires_grad) && tape.is_recording();
+            let rg =
+                vars.iter().any(|v| store.nodes[v.index()].requires_grad) && tape.is_recording();
             (op, value, rg)
         };
-        let inputs: Inputs = vars.iter().map(|v| v.id).collect();
-        let var = tape.push_node(op, inputs, value, None, requires_grad);
+        let inputs: SmallVec<[u32; 4]> = vars.iter().map(|v| v.id).collect();
+        let var = tape.push_node(op, &inputs, value, None, requires_grad);
         tape.take_pending()?;
         Ok(var)
     }
@@ -259,7 +257,6 @@ impl<'t, E: Float> Var<'t, E> {
     /// A copy of this node's value as a constant: no gradient flows back through it.
     pub fn detach(self) -> Self {
         let value = self.value();
-        self.tape
-            .push_node(Op::Detach, Inputs::new(), value, None, false)
+        self.tape.push_node(Op::Detach, &[], value, None, false)
     }
 }

@@ -46,18 +46,43 @@ where
 
 #[test]
 fn elementwise_unary_ops() {
-    let x = randn(&[3, 4], 1);
+    unary_ops_at(&[3, 4]);
+}
+
+/// On rank-0 vars every elementwise op records on the scalar fast path, whose backward uses the
+/// op's derivative without building a tensor.
+#[test]
+fn elementwise_ops_on_the_scalar_path() {
+    unary_ops_at(&[]);
+    let (a, b, bp) = (randn(&[], 11), randn(&[], 12), positive(&[], 13));
+    check("add", vec![a.clone(), b.clone()], |t, v| {
+        weigh(t, v[0] + v[1])
+    });
+    check("sub", vec![a.clone(), b.clone()], |t, v| {
+        weigh(t, v[0] - v[1])
+    });
+    check("mul", vec![a.clone(), b.clone()], |t, v| {
+        weigh(t, v[0] * v[1])
+    });
+    check("div", vec![a.clone(), bp], |t, v| weigh(t, v[0] / v[1]));
+    check("fan-out", vec![a, b], |t, v| {
+        weigh(t, (v[0] * v[0] + v[1]).sigmoid() * v[0])
+    });
+}
+
+fn unary_ops_at(shape: &[usize]) {
+    let x = randn(shape, 1);
     check("neg", vec![x.clone()], |t, v| weigh(t, -v[0]));
     check("square", vec![x.clone()], |t, v| weigh(t, v[0].square()));
     check("exp", vec![x.clone()], |t, v| weigh(t, v[0].exp()));
-    check("ln", vec![positive(&[3, 4], 2)], |t, v| weigh(t, v[0].ln()));
-    check("sqrt", vec![positive(&[3, 4], 3)], |t, v| {
+    check("ln", vec![positive(shape, 2)], |t, v| weigh(t, v[0].ln()));
+    check("sqrt", vec![positive(shape, 3)], |t, v| {
         weigh(t, v[0].sqrt())
     });
-    check("abs", vec![away_from_zero(&[3, 4], 4)], |t, v| {
+    check("abs", vec![away_from_zero(shape, 4)], |t, v| {
         weigh(t, v[0].abs())
     });
-    check("relu", vec![away_from_zero(&[3, 4], 5)], |t, v| {
+    check("relu", vec![away_from_zero(shape, 5)], |t, v| {
         weigh(t, v[0].relu())
     });
     check("sigmoid", vec![x.clone()], |t, v| weigh(t, v[0].sigmoid()));
@@ -65,13 +90,13 @@ fn elementwise_unary_ops() {
     check("softplus", vec![x.clone()], |t, v| {
         weigh(t, v[0].softplus())
     });
-    check("powf", vec![positive(&[3, 4], 6)], |t, v| {
+    check("powf", vec![positive(shape, 6)], |t, v| {
         weigh(t, v[0].powf(2.7))
     });
     check("affine", vec![x.clone()], |t, v| {
         weigh(t, v[0].affine(-1.5, 0.25))
     });
-    check("scalar_div", vec![positive(&[3, 4], 7)], |t, v| {
+    check("scalar_div", vec![positive(shape, 7)], |t, v| {
         weigh(t, 3.0 / v[0])
     });
     check("operators", vec![x], |t, v| {

@@ -247,3 +247,116 @@ fn var_accessors() {
     assert_eq!(Var::concat(&vars, 0).unwrap().shape().as_slice(), &[4, 3]);
     assert!(Var::<f32>::concat(&[], 0).is_err());
 }
+
+/// The scalar chain of W1, on a tape of rank-0 vars (the scalar fast path) or of `[1]`-shaped
+/// vars (the tensor path): values, the gradients of the three leaves.
+fn chain(shape: &[usize], steps: usize) -> (f64, f64, f64, f64) {
+    let tape = Tape::<f64>::new();
+    let leaf = |v: f64| tape.var(Tensor::full(shape, v));
+    let (x0, a, b) = (leaf(0.5), leaf(1.0001), leaf(0.0001));
+    let mut x = x0;
+    for _ in 0..steps {
+        x = (x * a + b).sigmoid();
+    }
+    let y = x.sum();
+    let g = tape.backward(y).unwrap();
+    let one = |v: Var<'_, f64>| {
+        assert_eq!(g[v].shape(), shape, "a gradient has its var's shape");
+        g[v].as_slice()[0]
+    };
+    (y.item().unwrap(), one(x0), one(a), one(b))
+}
+
+#[test]
+fn scalar_fast_path_agrees_with_the_tensor_path() {
+    let fast = chain(&[], 50);
+    assert_eq!(
+        fast,
+        chain(&[1], 50),
+        "rank 0 and shape [1] give the same numbers"
+    );
+    assert_eq!(fast, chain(&[1, 1], 50));
+    // And with the hand-written derivative: y = s(a x + b), dy/dx0 = prod s'(.) a.
+    let (mut x, mut dx0) = (0.5f64, 1.0f64);
+    for _ in 0..50 {
+        let y = 1.0 / (1.0 + (-(x * 1.0001 + 0.0001)).exp());
+        dx0 *= y * (1.0 - y) * 1.0001;
+        x = y;
+    }
+    assert!((fast.0 - x).abs() < 1e-15);
+    assert!((fast.1 - dx0).abs() < 1e-15 * dx0.abs().max(1.0));
+}
+
+#[test]
+fn rank0_vars_mix_with_tensors() {
+    let tape = Tape::<f64>::new();
+    let s = tape.var(Tensor::scalar(3.0)).named("s");
+    let w = tape.var(Tensor::from_vec(vec![1.0, 2.0, -4.0], &[3]).unwrap());
+    // A rank-0 var broadcast against a tensor, a rank-0 result of a reduction feeding the
+    // scalar path again, and an intermediate rank-0 node whose gradient is looked up.
+    let h = (s * w).sum(); // 3 * (1 + 2 - 4) = -3
+    let k = (h * s).square(); // (-9)^2 = 81
+    let grads = tape.backward(k).unwrap();
+    assert_eq!(k.item().unwrap(), 81.0);
+    // k = (h s)^2, so dk/dh = 2 (h s) s = 2 * -9 * 3 = -54.
+    assert_eq!(grads[h].item().unwrap(), -54.0);
+    assert!(grads.reaches(h));
+    // dk/ds = 2 (h s) (h + s * dh/ds) with dh/ds = sum(w) = -1: 2 * -9 * (-3 - 3) = 108.
+    assert_eq!(grads[s].item().unwrap(), 108.0);
+    assert_eq!(grads[s].shape(), &[] as &[usize]);
+    // dk/dw = dk/dh * s = -54 * 3 each.
+    assert_eq!(grads[w].to_vec(), vec![-162.0; 3]);
+    let trace = tape.trace_with(&grads);
+    assert!(trace.contains("108"), "{trace}");
+    // Values of rank-0 nodes read back as tensors.
+    assert_eq!(h.value().shape(), &[] as &[usize]);
+    assert_eq!(h.with_value(|t| t.item().unwrap()), -3.0);
+    assert_eq!(s.label().as_deref(), Some("s"));
+}
+
+#[test]
+fn one_element_matrices_and_repeated_inputs() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::from_vec(vec![3.0], &[1, 1]).unwrap());
+    let y = a.matmul(a).unwrap().sum(); // a^2
+    let grads = tape.backward(y).unwrap();
+    assert_eq!(grads[a].to_vec(), vec![6.0]);
+    assert_eq!(grads[a].shape(), &[1, 1]);
+    // The backward of a leaf itself, and of a constant.
+    let x = tape.var(Tensor::scalar(2.0));
+    assert_eq!(tape.backward(x).unwrap()[x].item().unwrap(), 1.0);
+    let c = tape.constant(Tensor::scalar(2.0));
+    let g = tape.backward(c * x).unwrap();
+    assert!(!g.reaches(c));
+    assert_eq!(g[x].item().unwrap(), 2.0);
+    // The sum of an empty tensor is a rank-0 zero; its input's gradient is empty.
+    let e = tape.var(Tensor::zeros(&[0]));
+    let g = tape.backward(e.sum()).unwrap();
+    assert_eq!(g[e].shape(), &[0]);
+}
+
+#[test]
+fn finite_check_on_the_scalar_path() {
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(true);
+    let x = tape.var(Tensor::scalar(-1.0));
+    let y = x.ln().named("log_x"); // NaN, recorded on the fast path
+    let err = y.mul(x).unwrap_err();
+    match &err {
+        AutodiffError::NonFinite(r) => {
+            assert_eq!((r.phase, r.id, r.op), ("forward", 1, "ln"));
+            assert_eq!(r.label.as_deref(), Some("log_x"));
+            assert_eq!(r.input_shapes, vec![Vec::<usize>::new()]);
+        }
+        other => panic!("unexpected {other}"),
+    }
+    // Backward: d sqrt(x)/dx at 0 is infinite.
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(true);
+    let x = tape.var(Tensor::scalar(0.0));
+    let err = tape.backward(x.sqrt() * 2.0).unwrap_err();
+    match &err {
+        AutodiffError::NonFinite(r) => assert_eq!((r.phase, r.id), ("backward", 0), "{err}"),
+        other => panic!("unexpected {other}"),
+    }
+}

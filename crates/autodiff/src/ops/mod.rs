@@ -7,7 +7,7 @@ use std::borrow::Cow;
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::Result;
-use crate::tape::Node;
+use crate::tape::{Node, Store};
 
 mod abs;
 mod add;
@@ -298,10 +298,13 @@ impl<E: Float> Op<E> {
 /// the right one, so op files need not know.
 pub(crate) struct BackwardCtx<'a, E: Float> {
     nodes: &'a [Node<E>],
+    values: &'a [Tensor<E>],
     saved: &'a [Tensor<E>],
     indices: &'a [usize],
+    /// Tensors built for the rank-0 nodes among the inputs and the output (which store none).
+    rank0: &'a [(u32, Tensor<E>)],
     id: usize,
-    /// The node's input ids, read once (every op but `concat` has at most two).
+    /// The node's input ids, read once.
     inputs: &'a [u32],
     grad: &'a Tensor<E>,
     tensors: &'a mut [Option<Tensor<E>>],
@@ -313,22 +316,41 @@ pub(crate) struct BackwardCtx<'a, E: Float> {
 
 impl<'a, E: Float> BackwardCtx<'a, E> {
     pub(crate) fn new(
-        (nodes, saved, indices): (&'a [Node<E>], &'a [Tensor<E>], &'a [usize]),
+        store: &'a Store<E>,
+        rank0: &'a [(u32, Tensor<E>)],
         id: usize,
+        inputs: &'a [u32],
         grad: &'a Tensor<E>,
         tensors: &'a mut [Option<Tensor<E>>],
         scalars: &'a mut [Option<E>],
     ) -> Self {
         BackwardCtx {
-            nodes,
-            saved,
-            indices,
+            nodes: &store.nodes,
+            values: &store.values,
+            saved: &store.saved,
+            indices: &store.indices,
+            rank0,
             id,
-            inputs: &nodes[id].inputs,
+            inputs,
             grad,
             tensors,
             scalars,
             scratch: [None, None],
+        }
+    }
+
+    /// The value of node `j` as a tensor.
+    #[inline]
+    fn value_of(&self, j: usize) -> &'a Tensor<E> {
+        let node = &self.nodes[j];
+        if node.rank0() {
+            let (_, t) =
+                self.rank0.iter().find(|(id, _)| *id as usize == j).expect(
+                    "internal invariant: rank-0 inputs and output are built before backward",
+                );
+            t
+        } else {
+            &self.values[node.slot_of_value()]
         }
     }
 
@@ -361,13 +383,13 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
     /// The forward value of input `k`.
     #[inline]
     pub(crate) fn input(&self, k: usize) -> &'a Tensor<E> {
-        &self.nodes[self.input_id(k)].value
+        self.value_of(self.input_id(k))
     }
 
     /// This node's forward value.
     #[inline]
     pub(crate) fn output(&self) -> &'a Tensor<E> {
-        &self.nodes[self.id].value
+        self.value_of(self.id)
     }
 
     /// The tensor this node's forward saved for its backward.
