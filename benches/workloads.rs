@@ -3,13 +3,18 @@
 //! Shared by the criterion benches and `examples/bench_report.rs`.
 #![allow(dead_code)] // each user takes what it needs
 
+use std::sync::Arc;
+
 use rand::SeedableRng;
 use rand::rngs::StdRng;
 use tapegrad::nn::{Network, Optimizer, OptimizerKind};
 use tapegrad::prelude::*;
 
 /// C = A op(B) written into `c` (`m x n`), on the raw kernel. `tb` reads B (`n x k` stored)
-/// transposed; `ta` reads A (`k x m` stored) transposed.
+/// transposed; `ta` reads A (`k x m` stored) transposed. At two or more threads
+/// (`tapegrad::tensor::num_threads()`), a product of at least 2^24 multiply-adds is split into
+/// row blocks, one per thread, on scoped threads: the hand-written way to use the second core,
+/// with the threshold tapegrad uses.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize,
@@ -22,16 +27,52 @@ pub fn gemm(
     beta: f32,
     c: &mut [f32],
 ) {
-    let (rsa, csa) = if ta { (1, m as isize) } else { (k as isize, 1) };
+    let threads = tapegrad::tensor::num_threads();
+    if threads < 2 || m < threads || m * k * n < 1 << 24 {
+        gemm_rows(0, m, k, n, a, ta, b, tb, beta, c);
+        return;
+    }
+    let per = m.div_ceil(threads);
+    std::thread::scope(|s| {
+        for (t, block) in c.chunks_mut(per * n).enumerate() {
+            let rows = block.len() / n;
+            s.spawn(move || gemm_rows(t * per, rows, k, n, a, ta, b, tb, beta, block));
+        }
+    });
+}
+
+/// Rows `r0..r0 + m` of C = op(A) op(B) (A has `total` rows when not transposed) into `c`.
+#[allow(clippy::too_many_arguments)]
+fn gemm_rows(
+    r0: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &[f32],
+    ta: bool,
+    b: &[f32],
+    tb: bool,
+    beta: f32,
+    c: &mut [f32],
+) {
+    // op(A) is (rows x k): row i starts at i * rsa; stored A is k x (all rows) when transposed.
+    let all_rows = a.len() / k;
+    let (rsa, csa) = if ta {
+        (1, all_rows as isize)
+    } else {
+        (k as isize, 1)
+    };
     let (rsb, csb) = if tb { (1, k as isize) } else { (n as isize, 1) };
-    // SAFETY: the slices hold the m x k, k x n and m x n matrices these strides describe.
+    assert!(c.len() >= m * n && r0 + m <= all_rows);
+    // SAFETY: the slices hold the matrices these strides describe; rows r0..r0 + m of op(A)
+    // lie inside `a`, and `c` holds the m x n block.
     unsafe {
         f32::gemm(
             m,
             k,
             n,
             1.0,
-            a.as_ptr(),
+            a.as_ptr().offset(r0 as isize * rsa),
             rsa,
             csa,
             b.as_ptr(),
@@ -103,7 +144,7 @@ pub fn chain_floor(xs: &mut Vec<f32>) -> (f32, f32, f32) {
 pub struct MlpTapegrad {
     pub net: Network<f32>,
     pub tape: Tape<f32>,
-    pub x: Tensor<f32>,
+    pub x: Arc<Tensor<f32>>,
     pub labels: Vec<usize>,
     pub optimizer: Optimizer<f32>,
     pub lr: f32,
@@ -113,7 +154,7 @@ impl MlpTapegrad {
     pub fn new(sizes: &[usize], batch: usize, lr: f32) -> Self {
         let mut rng = StdRng::seed_from_u64(0);
         let net = Network::mlp(sizes, &mut rng);
-        let x = Tensor::rand_uniform(&[batch, sizes[0]], 0.0, 1.0, &mut rng);
+        let x = Arc::new(Tensor::rand_uniform(&[batch, sizes[0]], 0.0, 1.0, &mut rng));
         let classes = (*sizes.last().expect("sizes")).max(2);
         let labels = (0..batch).map(|i| (i * 7 + 3) % classes).collect();
         MlpTapegrad {
@@ -132,7 +173,7 @@ impl MlpTapegrad {
         self.tape.clear();
         let tape = &self.tape;
         let bound = self.net.bind(tape);
-        let x = tape.constant(self.x.clone());
+        let x = tape.constant_shared(Arc::clone(&self.x));
         let out = self.net.forward_bound(&bound, x).expect("shapes fit");
         let loss = if out.logits.shape()[1] == 1 {
             let labels = &self.labels;
@@ -297,8 +338,8 @@ impl MlpFloor {
 pub struct LogregTapegrad {
     pub net: Network<f32>,
     pub tape: Tape<f32>,
-    pub x: Tensor<f32>,
-    pub y: Tensor<f32>,
+    pub x: Arc<Tensor<f32>>,
+    pub y: Arc<Tensor<f32>>,
     pub optimizer: Optimizer<f32>,
 }
 
@@ -317,8 +358,8 @@ impl LogregTapegrad {
         LogregTapegrad {
             net,
             tape: Tape::new(),
-            x,
-            y,
+            x: Arc::new(x),
+            y: Arc::new(y),
             optimizer: Optimizer::new(OptimizerKind::sgd()).expect("sgd"),
         }
     }
@@ -327,11 +368,11 @@ impl LogregTapegrad {
         self.tape.clear();
         let tape = &self.tape;
         let bound = self.net.bind(tape);
-        let x = tape.constant(self.x.clone());
+        let x = tape.constant_shared(Arc::clone(&self.x));
         let out = self.net.forward_bound(&bound, x).expect("shapes fit");
         let loss = out
             .logits
-            .binary_cross_entropy_with_logits(tape.constant(self.y.clone()))
+            .binary_cross_entropy_with_logits(tape.constant_shared(Arc::clone(&self.y)))
             .expect("shapes");
         let grads = tape.backward(loss).expect("scalar loss");
         self.optimizer
@@ -392,8 +433,8 @@ impl LogregFloor {
 // W4: the gradient of sum(A B) for 512 x 512 operands.
 
 pub struct MatmulGrad {
-    pub a: Tensor<f32>,
-    pub b: Tensor<f32>,
+    pub a: Arc<Tensor<f32>>,
+    pub b: Arc<Tensor<f32>>,
     pub tape: Tape<f32>,
     out: Vec<f32>,
     da: Vec<f32>,
@@ -408,8 +449,8 @@ impl MatmulGrad {
         let mut rng = StdRng::seed_from_u64(0);
         let n = W4_N;
         MatmulGrad {
-            a: Tensor::randn(&[n, n], 0.0, 1.0, &mut rng),
-            b: Tensor::randn(&[n, n], 0.0, 1.0, &mut rng),
+            a: Arc::new(Tensor::randn(&[n, n], 0.0, 1.0, &mut rng)),
+            b: Arc::new(Tensor::randn(&[n, n], 0.0, 1.0, &mut rng)),
             tape: Tape::new(),
             out: vec![0.0; n * n],
             da: vec![0.0; n * n],
@@ -420,7 +461,10 @@ impl MatmulGrad {
 
     pub fn tapegrad(&mut self) -> f32 {
         self.tape.clear();
-        let (va, vb) = (self.tape.var(self.a.clone()), self.tape.var(self.b.clone()));
+        // The operands go on the tape by reference (as PyTorch's or candle's refcounted
+        // tensors would), not copied.
+        let va = self.tape.var_shared(Arc::clone(&self.a));
+        let vb = self.tape.var_shared(Arc::clone(&self.b));
         let loss = va.matmul(vb).expect("shapes fit").sum();
         let grads = self.tape.backward(loss).expect("scalar loss");
         grads[va].as_slice()[0] + grads[vb].as_slice()[0]

@@ -14,22 +14,37 @@ use std::time::Instant;
 use tapegrad::prelude::*;
 use workloads::*;
 
-/// The median over `reps` repetitions of the mean time of `inner` calls, in seconds.
-fn time(mut f: impl FnMut(), inner: usize, reps: usize) -> f64 {
+/// Times `ours` and `floor` in alternating repetitions of `inner` calls each (so a slow spell
+/// of a noisy machine hits both), after a warm-up. Returns the median time per call of each, in
+/// seconds, and the median of the per-repetition ratios.
+fn time_pair(
+    mut ours: impl FnMut(),
+    mut floor: impl FnMut(),
+    inner: usize,
+    reps: usize,
+) -> (f64, f64, f64) {
     for _ in 0..inner.div_ceil(4).max(1) {
-        f();
+        ours();
+        floor();
     }
-    let mut samples: Vec<f64> = (0..reps)
-        .map(|_| {
-            let t = Instant::now();
-            for _ in 0..inner {
-                f();
-            }
-            t.elapsed().as_secs_f64() / inner as f64
-        })
+    let once = |f: &mut dyn FnMut()| {
+        let t = Instant::now();
+        for _ in 0..inner {
+            f();
+        }
+        t.elapsed().as_secs_f64() / inner as f64
+    };
+    let mut samples: Vec<(f64, f64)> = (0..reps)
+        .map(|_| (once(&mut ours), once(&mut floor)))
         .collect();
-    samples.sort_by(f64::total_cmp);
-    samples[reps / 2]
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratio = median(samples.iter().map(|(a, b)| a / b).collect());
+    samples.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let o = samples[reps / 2].0;
+    (o, median(samples.iter().map(|s| s.1).collect()), ratio)
 }
 
 struct Row {
@@ -38,8 +53,8 @@ struct Row {
     unit: &'static str,
     scale: f64,
     threads: usize,
-    ours: f64,
-    floor: f64,
+    /// tapegrad's and the floor's median seconds per call, and the median ratio.
+    t: (f64, f64, f64),
 }
 
 fn main() {
@@ -57,18 +72,14 @@ fn main() {
             unit: "ns/node",
             scale: 1e9 / nodes,
             threads,
-            ours: time(
+            t: time_pair(
                 || {
                     black_box(chain_tapegrad(&mut tape, false));
                 },
-                10,
-                reps,
-            ),
-            floor: time(
                 || {
                     black_box(chain_floor(&mut xs));
                 },
-                100,
+                10,
                 reps,
             ),
         });
@@ -97,14 +108,10 @@ fn main() {
                 unit: "us/step",
                 scale: 1e6,
                 threads,
-                ours: time(
+                t: time_pair(
                     || {
                         black_box(t.step());
                     },
-                    inner,
-                    reps,
-                ),
-                floor: time(
                     || {
                         black_box(f.step());
                     },
@@ -121,14 +128,10 @@ fn main() {
             unit: "us/step",
             scale: 1e6,
             threads,
-            ours: time(
+            t: time_pair(
                 || {
                     black_box(t.step());
                 },
-                500,
-                reps,
-            ),
-            floor: time(
                 || {
                     black_box(f.step());
                 },
@@ -136,23 +139,19 @@ fn main() {
                 reps,
             ),
         });
-        let mut w = MatmulGrad::new();
+        let (mut w, mut wf) = (MatmulGrad::new(), MatmulGrad::new());
         rows.push(Row {
             id: "W4",
             what: "C = A B, 512 x 512, sum(C), forward + backward",
             unit: "ms/iter",
             scale: 1e3,
             threads,
-            ours: time(
+            t: time_pair(
                 || {
                     black_box(w.tapegrad());
                 },
-                3,
-                reps,
-            ),
-            floor: time(
                 || {
-                    black_box(w.floor());
+                    black_box(wf.floor());
                 },
                 3,
                 reps,
@@ -175,14 +174,14 @@ fn main() {
             r.id,
             r.what,
             r.threads,
-            r.ours * r.scale,
+            r.t.0 * r.scale,
             r.unit,
-            r.floor * r.scale,
+            r.t.1 * r.scale,
             r.unit,
-            r.ours / r.floor
+            r.t.2
         );
     }
     println!(
-        "\n(median of {reps} repetitions; f32; tapegrad's thread count set with set_num_threads)"
+        "\n(median of {reps} alternating repetitions of tapegrad and the floor; ratio = median of the per-repetition ratios; f32; thread count set with set_num_threads, and the floor splits products of at least 2^24 multiply-adds over the same number of scoped threads)"
     );
 }

@@ -14,6 +14,8 @@ use crate::var::Var;
 
 /// `Node::value` of a rank-0 node: its value is `Node::x`, no tensor is stored.
 const RANK0: u32 = u32::MAX;
+/// The bit of `Node::value` that says the value is a shared tensor ([`Store::shared`]).
+const SHARED: u32 = 1 << 31;
 
 /// One entry of the Wengert list. It holds no tensor itself (the values live in
 /// [`Store::values`]), so a graph of scalars is a dense array of small plain records: the
@@ -27,8 +29,8 @@ pub(crate) struct Node<E: Float> {
     ids: [u32; 2],
     /// The number of inputs.
     arity: u32,
-    /// Where the value sits in [`Store::values`], or `RANK0` when the value is rank 0 and held
-    /// in `x`.
+    /// Where the value sits in [`Store::values`], or with the `SHARED` bit in
+    /// [`Store::shared`], or `RANK0` when the value is rank 0 and held in `x`.
     value: u32,
     /// Where the extra tensor the backward needs (e.g. softmax probabilities) sits in the
     /// tape's saved arena, or `u32::MAX` for none.
@@ -56,13 +58,6 @@ impl<E: Float> Node<E> {
         self.value == RANK0
     }
 
-    /// Where the value sits in [`Store::values`] (not for rank-0 nodes).
-    #[inline]
-    pub(crate) fn slot_of_value(&self) -> usize {
-        debug_assert!(!self.rank0());
-        self.value as usize
-    }
-
     /// The ids of the nodes the op read, all smaller than this node's id.
     #[inline]
     pub(crate) fn inputs<'a>(&'a self, links: &'a [u32]) -> &'a [u32] {
@@ -87,6 +82,8 @@ pub(crate) struct Store<E: Float> {
     pub(crate) nodes: Vec<Node<E>>,
     /// The values of the nodes that are not rank 0.
     pub(crate) values: Vec<Tensor<E>>,
+    /// The values of leaves recorded from shared tensors ([`Tape::var_shared`]), not copied.
+    pub(crate) shared: Vec<Arc<Tensor<E>>>,
     /// Input lists of nodes with more than two inputs.
     pub(crate) links: Vec<u32>,
     /// Node names.
@@ -107,8 +104,11 @@ impl<E: Float> Store<E> {
     /// The stored value tensor of node `i`, or `None` for a rank-0 node (see [`Store::value`]).
     #[inline]
     pub(crate) fn tensor(&self, i: usize) -> Option<&Tensor<E>> {
-        let node = &self.nodes[i];
-        (!node.rank0()).then(|| &self.values[node.slot_of_value()])
+        match self.nodes[i].value {
+            RANK0 => None,
+            v if v & SHARED != 0 => Some(&*self.shared[(v & !SHARED) as usize]),
+            v => Some(&self.values[v as usize]),
+        }
     }
 
     /// The value of node `i` (built for a rank-0 node, which stores none).
@@ -138,6 +138,7 @@ impl<E: Float> Store<E> {
     fn clear(&mut self) {
         self.nodes.clear();
         self.values.clear();
+        self.shared.clear();
         self.links.clear();
         self.labels.clear();
         self.saved.clear();
@@ -226,9 +227,70 @@ impl<E: Float> Tape<E> {
         self.push_leaf(Op::Constant, value, false)
     }
 
+    /// A leaf that receives a gradient, reading a shared tensor without copying it: the way to
+    /// hand a tape a large parameter or input every step for the price of a reference count
+    /// (`Arc::clone`). The tape holds the `Arc` until [`Tape::clear`].
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let w = Arc::new(Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2])?);
+    /// let tape = Tape::<f64>::new();
+    /// let v = tape.var_shared(Arc::clone(&w));
+    /// let grads = tape.backward((v * v).sum())?;
+    /// assert_eq!(grads[v].to_vec(), vec![2.0, 4.0]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn var_shared(&self, value: Arc<Tensor<E>>) -> Var<'_, E> {
+        self.push_shared(Op::Leaf, value, true)
+    }
+
+    /// A leaf without a gradient reading a shared tensor without copying it (data, targets),
+    /// as [`Tape::var_shared`] does for vars.
+    pub fn constant_shared(&self, value: Arc<Tensor<E>>) -> Var<'_, E> {
+        self.push_shared(Op::Constant, value, false)
+    }
+
     fn push_leaf(&self, op: Op<E>, value: Tensor<E>, requires_grad: bool) -> Var<'_, E> {
         let requires_grad = requires_grad && self.recording.get();
         self.push_node(op, &[], value, None, requires_grad)
+    }
+
+    fn push_shared(&self, op: Op<E>, value: Arc<Tensor<E>>, requires_grad: bool) -> Var<'_, E> {
+        if value.rank() == 0 {
+            return self.push_leaf(op, (*value).clone(), requires_grad);
+        }
+        let requires_grad = requires_grad && self.recording.get();
+        let single = value.len() == 1;
+        let x = value.as_slice().first().copied().unwrap_or(E::ZERO);
+        let finite = !self.check_finite.get() || value.all_finite();
+        let slot = if requires_grad {
+            let n = self.slots.get();
+            self.slots.set(n + 1);
+            n
+        } else {
+            u32::MAX
+        };
+        let mut store = self.store.borrow_mut();
+        store.shared.push(value);
+        let index = (store.shared.len() - 1) as u32 | SHARED;
+        let id = store.nodes.len();
+        store.nodes.push(Node {
+            op,
+            ids: [0, 0],
+            arity: 0,
+            value: index,
+            saved: u32::MAX,
+            slot,
+            x,
+            requires_grad,
+            single,
+        });
+        if !finite && self.pending.get().is_none() {
+            self.pending.set(Some(id));
+        }
+        Var::new(self, id as u32)
     }
 
     /// The number of nodes recorded.
@@ -540,13 +602,13 @@ fn generic_backward<E: Float>(
     tensors: &mut [Option<Tensor<E>>],
     scalars: &mut [Option<E>],
 ) -> Result<()> {
-    let rank0: SmallVec<[(u32, Tensor<E>); 3]> = inputs
-        .iter()
-        .copied()
-        .chain([i as u32])
-        .filter(|&j| store.nodes[j as usize].rank0())
-        .map(|j| (j, Tensor::scalar(store.nodes[j as usize].x)))
-        .collect();
+    let mut rank0: SmallVec<[(u32, Tensor<E>); 3]> = SmallVec::new();
+    for &j in inputs.iter().chain([&(i as u32)]) {
+        let node = &store.nodes[j as usize];
+        if node.rank0() {
+            rank0.push((j, Tensor::scalar(node.x)));
+        }
+    }
     let mut ctx = BackwardCtx::new(store, &rank0, i, inputs, grad, tensors, scalars);
     store.nodes[i].op.backward(&mut ctx)?;
     ctx.finish();

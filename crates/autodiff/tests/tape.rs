@@ -360,3 +360,44 @@ fn finite_check_on_the_scalar_path() {
         other => panic!("unexpected {other}"),
     }
 }
+
+#[test]
+fn shared_leaves_are_read_without_copying() {
+    use std::sync::Arc;
+    let a = Arc::new(Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2]).unwrap());
+    let x = Arc::new(Tensor::<f64>::from_vec(vec![1.0, -1.0], &[2, 1]).unwrap());
+    let one = Arc::new(Tensor::<f64>::from_vec(vec![5.0], &[1]).unwrap());
+    let mut tape = Tape::<f64>::new();
+    for _ in 0..2 {
+        tape.clear();
+        let w = tape.var_shared(Arc::clone(&a)).named("w");
+        let c = tape.constant_shared(Arc::clone(&x));
+        let k = tape.var_shared(Arc::clone(&one));
+        assert_eq!(
+            Arc::strong_count(&a),
+            2,
+            "the tape holds a reference, not a copy"
+        );
+        // y = sum(w c) * k: dy/dw = c^T k (each row), dy/dk = sum(w c) = (1 - 2) + (3 - 4) = -2.
+        let y = w.matmul(c).unwrap().sum().mul(k).unwrap();
+        assert_eq!(y.item().unwrap(), -10.0);
+        let grads = tape.backward(y).unwrap();
+        assert_eq!(grads[w].to_vec(), vec![5.0, -5.0, 5.0, -5.0]);
+        assert_eq!(grads[k].to_vec(), vec![-2.0]);
+        assert_eq!(grads[k].shape(), &[1]);
+        assert!(!grads.reaches(c));
+        assert_eq!(w.value(), *a);
+        assert!(tape.trace().contains("leaf"));
+    }
+    tape.clear();
+    assert_eq!(
+        Arc::strong_count(&a),
+        1,
+        "clear drops the tape's references"
+    );
+    // A rank-0 shared tensor is held by value like any scalar.
+    let s = Arc::new(Tensor::<f64>::scalar(2.0));
+    let v = tape.var_shared(Arc::clone(&s));
+    assert_eq!(Arc::strong_count(&s), 1);
+    assert_eq!(tape.backward(v * v).unwrap()[v].item().unwrap(), 4.0);
+}

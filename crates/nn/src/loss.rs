@@ -74,7 +74,7 @@ impl Loss {
                 } else {
                     Tensor::one_hot(&picked, width)?
                 };
-                Ok(out.output.mse(tape.constant(t))?)
+                Ok(out.output()?.mse(tape.constant(t))?)
             }
             (Loss::MeanSquaredError, Targets::Values(y)) => {
                 let in_order =
@@ -84,7 +84,7 @@ impl Loss {
                 } else {
                     y.select_rows(rows)?
                 };
-                Ok(out.output.mse(tape.constant(t))?)
+                Ok(out.output()?.mse(tape.constant(t))?)
             }
             (Loss::Auto, _) => Err(data_error("loss", "resolve Loss::Auto before computing it")),
             (_, Targets::Values(_)) => Err(data_error(

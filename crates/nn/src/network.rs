@@ -97,14 +97,27 @@ impl<'t, E: Float> Bound<'t, E> {
     }
 }
 
-/// The output node's values on the tape: before its activation (the logits the
-/// cross-entropy losses take) and after it.
+/// The output node's values on the tape: its logits (`x W + b`, which the cross-entropy losses
+/// take, as PyTorch's `BCEWithLogitsLoss` and `CrossEntropyLoss` do) and, recorded only when
+/// asked for, its activation of them.
 #[derive(Clone, Copy)]
 pub struct Outputs<'t, E: Float> {
     /// The output node's `x W + b`.
     pub logits: Var<'t, E>,
-    /// The output node's activation of the logits: the network's prediction.
-    pub output: Var<'t, E>,
+    /// The output node's activation.
+    activation: Activation,
+}
+
+impl<'t, E: Float> Outputs<'t, E> {
+    /// The output node's activation of the logits: the network's prediction. Each call
+    /// records the activation on the tape (training with a cross-entropy loss never does).
+    ///
+    /// # Errors
+    ///
+    /// Errors of the activation op (none for the built-in activations).
+    pub fn output(&self) -> Result<Var<'t, E>> {
+        self.activation.apply_var(self.logits)
+    }
 }
 
 /// A directed acyclic graph of neurons and layers over `n` input features, generic over `f32`
@@ -575,8 +588,7 @@ impl<E: Float> Network<E> {
                 .map(|(_, v)| *v)
                 .expect("inputs are evaluated before the nodes that read them")
         };
-        let mut logits = x;
-        let mut output = x;
+        let mut logits = None;
         for &id in &self.order[1..] {
             let node = &self.nodes[id];
             let input = if node.inputs.len() == 1 {
@@ -596,17 +608,24 @@ impl<E: Float> Network<E> {
                 })
             };
             let z = input.matmul(param(w)?)?.add(param(b)?)?;
-            let a = node
+            let activation = node
                 .activation()
-                .expect("neurons and layers have an activation")
-                .apply_var(z)?;
+                .expect("neurons and layers have an activation");
             if id == out {
-                logits = z;
-                output = a;
+                logits = Some((z, activation));
+                // The output's activation is left to `Outputs::output` unless a node reads it.
+                if !self
+                    .order
+                    .iter()
+                    .any(|&n| self.nodes[n].inputs.contains(&out))
+                {
+                    continue;
+                }
             }
-            values.push((id, a));
+            values.push((id, activation.apply_var(z)?));
         }
-        Ok(Outputs { logits, output })
+        let (logits, activation) = logits.expect("the output node is part of the order");
+        Ok(Outputs { logits, activation })
     }
 
     /// Binds the parameters to `tape` and runs the network on `x`; returns the output
@@ -617,7 +636,7 @@ impl<E: Float> Network<E> {
     /// As [`Network::forward_bound`].
     pub fn forward<'t>(&self, tape: &'t Tape<E>, x: Var<'t, E>) -> Result<Var<'t, E>> {
         let bound = self.bind(tape);
-        Ok(self.forward_bound(&bound, x)?.output)
+        self.forward_bound(&bound, x)?.output()
     }
 
     /// The activations of every node up to and including `target`, without any tape.

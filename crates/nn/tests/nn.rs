@@ -520,3 +520,37 @@ fn the_finite_check_stops_training_at_the_first_nan_with_epoch_and_step() {
     let report = train(&mut lin2, &data, &config, &mut rng).unwrap();
     assert!(!report.last().unwrap().loss.is_finite());
 }
+
+#[test]
+fn forward_bound_records_the_output_activation_only_when_asked() {
+    let mut rng = StdRng::seed_from_u64(0);
+    let net = Network::<f64>::logistic_regression(3, &mut rng);
+    let x = Tensor::randn(&[4, 3], 0.0, 1.0, &mut rng);
+    let tape = Tape::new();
+    let bound = net.bind(&tape);
+    let before = tape.len();
+    let out = net.forward_bound(&bound, tape.constant(x.clone())).unwrap();
+    // The input, x W and + b: the loss takes the logits, so no sigmoid is recorded.
+    assert_eq!(tape.len() - before, 3);
+    let y = out.output().unwrap();
+    assert_eq!(y.op_name(), "sigmoid");
+    assert_eq!(y.value(), net.predict(&x).unwrap());
+
+    // An output node that another node reads is evaluated for that reader.
+    let mut net = Network::<f64>::new(2);
+    let h = net
+        .layer(&[net.input()], 3, Activation::Tanh, &mut rng)
+        .unwrap();
+    let top = net
+        .neuron(&[h, net.input()], Activation::Sigmoid, &mut rng)
+        .unwrap();
+    assert_eq!(net.node(top).unwrap().inputs.len(), 2);
+    net.set_output(h).unwrap();
+    let x = Tensor::randn(&[5, 2], 0.0, 1.0, &mut rng);
+    let tape = Tape::new();
+    let out = net
+        .forward_bound(&net.bind(&tape), tape.constant(x.clone()))
+        .unwrap();
+    assert_eq!(out.output().unwrap().value(), net.predict(&x).unwrap());
+    assert_eq!(out.logits.shape().as_slice(), &[5, 3]);
+}

@@ -178,6 +178,36 @@ unsafe fn gemm_tiny<E: Float>(
     beta: E,
     (rsc, csc): (isize, isize),
 ) {
+    if csb == 1 && csc == 1 && n > 1 {
+        // Rows of B and C are contiguous: C's row i is a sum of B's rows weighted by A's row i,
+        // a loop over contiguous rows that vectorizes.
+        for i in 0..m as isize {
+            // SAFETY: row i of C holds n contiguous elements (csc == 1). As BLAS: with beta = 0,
+            // C is not read (it may be uninitialized), so it is zeroed through the pointer before
+            // a slice is made of it (all-zero bits are 0.0).
+            let c = unsafe {
+                let row = block.c.offset(i * rsc);
+                if beta == E::ZERO {
+                    std::ptr::write_bytes(row, 0, n);
+                }
+                std::slice::from_raw_parts_mut(row, n)
+            };
+            if beta != E::ZERO {
+                c.iter_mut().for_each(|v| *v *= beta);
+            }
+            for p in 0..k as isize {
+                // SAFETY: i < m, p < k index inside A; row p of B holds n contiguous elements.
+                let (a, b) = unsafe {
+                    (
+                        alpha * *block.a.offset(i * rsa + p * csa),
+                        std::slice::from_raw_parts(block.b.offset(p * rsb), n),
+                    )
+                };
+                c.iter_mut().zip(b).for_each(|(c, &b)| *c += a * b);
+            }
+        }
+        return;
+    }
     for i in 0..m as isize {
         for j in 0..n as isize {
             let mut acc = E::ZERO;

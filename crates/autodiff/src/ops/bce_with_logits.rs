@@ -31,13 +31,18 @@ impl<'t, E: Float> Var<'t, E> {
         self.record_binary(targets, "binary_cross_entropy_with_logits", |z, t| {
             super::mse::same_shape("binary_cross_entropy_with_logits", z, t)?;
             let n = E::from_usize(z.len());
-            let total: E = z
-                .as_slice()
-                .iter()
-                .zip(t.as_slice())
-                .map(|(&z, &t)| z.softplus() - z * t)
-                .sum();
-            Ok((Op::BceWithLogits, Tensor::scalar(total / n), None))
+            // softplus(z) - z t, with softplus(z) = max(z, 0) + ln(1 + e^-|z|); the same e^-|z|
+            // gives sigmoid(z), which the backward reads instead of computing it again.
+            let mut total = E::ZERO;
+            let (zs, ts) = (z.as_slice(), t.as_slice());
+            let sig = Tensor::from_fn(z.shape(), |i| {
+                let (z, t) = (zs[i], ts[i]);
+                let e = (-z.abs()).exp();
+                total += z.max(E::ZERO) + e.ln_1p() - z * t;
+                let r = E::ONE / (E::ONE + e);
+                if z >= E::ZERO { r } else { e * r }
+            });
+            Ok((Op::BceWithLogits, Tensor::scalar(total / n), Some(sig)))
         })
     }
 }
@@ -50,9 +55,11 @@ pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
         ctx.accumulate(1, dt)?;
     }
     if ctx.wants(0) {
-        let dz = z.zip_with(t, "binary_cross_entropy_with_logits backward", |z, t| {
-            scale * (z.sigmoid() - t)
-        })?;
+        let dz = ctx
+            .saved()
+            .zip_with(t, "binary_cross_entropy_with_logits backward", |s, t| {
+                scale * (s - t)
+            })?;
         ctx.accumulate(0, dz)?;
     }
     Ok(())

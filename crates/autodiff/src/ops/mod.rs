@@ -297,8 +297,8 @@ impl<E: Float> Op<E> {
 /// input that requires a gradient has a tensor slot (`tensors`). The accumulate methods pick
 /// the right one, so op files need not know.
 pub(crate) struct BackwardCtx<'a, E: Float> {
+    store: &'a Store<E>,
     nodes: &'a [Node<E>],
-    values: &'a [Tensor<E>],
     saved: &'a [Tensor<E>],
     indices: &'a [usize],
     /// Tensors built for the rank-0 nodes among the inputs and the output (which store none).
@@ -325,8 +325,8 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         scalars: &'a mut [Option<E>],
     ) -> Self {
         BackwardCtx {
+            store,
             nodes: &store.nodes,
-            values: &store.values,
             saved: &store.saved,
             indices: &store.indices,
             rank0,
@@ -342,16 +342,15 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
     /// The value of node `j` as a tensor.
     #[inline]
     fn value_of(&self, j: usize) -> &'a Tensor<E> {
-        let node = &self.nodes[j];
-        if node.rank0() {
-            let (_, t) =
-                self.rank0.iter().find(|(id, _)| *id as usize == j).expect(
-                    "internal invariant: rank-0 inputs and output are built before backward",
-                );
-            t
-        } else {
-            &self.values[node.slot_of_value()]
+        if let Some(t) = self.store.tensor(j) {
+            return t;
         }
+        let (_, t) = self
+            .rank0
+            .iter()
+            .find(|(id, _)| *id as usize == j)
+            .expect("internal invariant: rank-0 inputs and output are built before backward");
+        t
     }
 
     /// Moves what ops wrote into stand-in slots of one-element inputs into their gradients.
