@@ -13,8 +13,9 @@ use tapegrad::prelude::*;
 /// C = A op(B) written into `c` (`m x n`), on the raw kernel. `tb` reads B (`n x k` stored)
 /// transposed; `ta` reads A (`k x m` stored) transposed. At two or more threads
 /// (`tapegrad::tensor::num_threads()`), a product of at least 2^24 multiply-adds is split into
-/// row blocks, one per thread, on scoped threads: the hand-written way to use the second core,
-/// with the threshold tapegrad uses.
+/// row blocks, one per thread, run on the persistent worker threads tapegrad uses
+/// (`tapegrad::tensor::run_parallel`), with the threshold tapegrad uses: the floor uses the
+/// second core exactly as well as tapegrad can.
 #[allow(clippy::too_many_arguments)]
 pub fn gemm(
     m: usize,
@@ -33,12 +34,22 @@ pub fn gemm(
         return;
     }
     let per = m.div_ceil(threads);
-    std::thread::scope(|s| {
-        for (t, block) in c.chunks_mut(per * n).enumerate() {
-            let rows = block.len() / n;
-            s.spawn(move || gemm_rows(t * per, rows, k, n, a, ta, b, tb, beta, block));
-        }
-    });
+    // Each job owns one block of C's rows, handed over through a mutex (taken once).
+    let blocks: Vec<std::sync::Mutex<&mut [f32]>> =
+        c.chunks_mut(per * n).map(std::sync::Mutex::new).collect();
+    let jobs: Vec<Box<dyn Fn() + Sync + '_>> = blocks
+        .iter()
+        .enumerate()
+        .map(|(t, block)| {
+            Box::new(move || {
+                let mut block = block.lock().expect("one job per block");
+                let rows = block.len() / n;
+                gemm_rows(t * per, rows, k, n, a, ta, b, tb, beta, &mut block);
+            }) as Box<dyn Fn() + Sync + '_>
+        })
+        .collect();
+    let refs: Vec<&(dyn Fn() + Sync)> = jobs.iter().map(|j| j.as_ref()).collect();
+    tapegrad::tensor::run_parallel(&refs);
 }
 
 /// Rows `r0..r0 + m` of C = op(A) op(B) (A has `total` rows when not transposed) into `c`.

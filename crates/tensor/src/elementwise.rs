@@ -129,6 +129,40 @@ impl<E: Float> Tensor<E> {
         )
     }
 
+    /// Applies an expensive `f` (exp, ln, tanh, ...) to every element, split over the worker
+    /// threads (see [`crate::set_num_threads`]) when the tensor has at least
+    /// `PAR_MIN_ELEMENTS` elements per thread; the same values as [`Tensor::map`] either way.
+    pub(crate) fn map_par(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
+        let n = self.len();
+        let threads = crate::matmul::num_threads()
+            .min(n / PAR_MIN_ELEMENTS)
+            .min(8);
+        if threads < 2 {
+            return self.map(f);
+        }
+        let mut buf: Vec<E> = crate::pool::take(n);
+        let out = OutPtr(buf.spare_capacity_mut().as_mut_ptr());
+        let (src, per, f) = (self.as_slice(), n.div_ceil(threads), &f);
+        let out = &out;
+        let part = move |t: usize| {
+            move || {
+                let lo = t * per;
+                for (i, &x) in src.iter().enumerate().take((lo + per).min(n)).skip(lo) {
+                    // SAFETY: `buf` has capacity n > i, and each index is written by exactly one
+                    // part; the parts end before `run_parallel` returns.
+                    unsafe { (*out.0.add(i)).write(f(x)) };
+                }
+            }
+        };
+        let parts: SmallVec<[_; 8]> = (0..threads).map(part).collect();
+        let jobs: SmallVec<[&(dyn Fn() + Sync); 8]> =
+            parts.iter().map(|p| p as &(dyn Fn() + Sync)).collect();
+        crate::workers::run(&jobs);
+        // SAFETY: the parts wrote all n elements.
+        unsafe { buf.set_len(n) };
+        Tensor::from_parts(Storage::from_vec(buf), crate::tensor::shape_of(&self.shape))
+    }
+
     /// Applies `f` to every element in place.
     #[inline]
     pub fn map_inplace(&mut self, f: impl Fn(E) -> E) {
@@ -295,13 +329,23 @@ binary_ops! {
     le => |a, b| if a <= b { E::ONE } else { E::ZERO };
 }
 
+/// Elements per thread from which [`Tensor::map_par`] splits its work (about 100 us of `exp`).
+const PAR_MIN_ELEMENTS: usize = 1 << 15;
+
+/// The output buffer of [`Tensor::map_par`], written by several threads at disjoint indices.
+struct OutPtr<E>(*mut std::mem::MaybeUninit<E>);
+
+// SAFETY: the threads write disjoint elements, and `run_parallel` returns before the buffer is
+// used again.
+unsafe impl<E: Send> Sync for OutPtr<E> {}
+
 macro_rules! unary_ops {
-    ($($(#[$doc:meta])* $name:ident => |$x:ident| $body:expr;)*) => {
+    ($($(#[$doc:meta])* $name:ident => $map:ident |$x:ident| $body:expr;)*) => {
         impl<E: Float> Tensor<E> {
             $(
                 $(#[$doc])*
                 pub fn $name(&self) -> Tensor<E> {
-                    self.map(|$x: E| $body)
+                    self.$map(|$x: E| $body)
                 }
             )*
         }
@@ -310,33 +354,33 @@ macro_rules! unary_ops {
 
 unary_ops! {
     /// Elementwise negation.
-    neg => |x| -x;
+    neg => map |x| -x;
     /// Elementwise e^x.
-    exp => |x| x.exp();
+    exp => map_par |x| x.exp();
     /// Elementwise natural logarithm.
-    ln => |x| x.ln();
+    ln => map_par |x| x.ln();
     /// Elementwise square root.
-    sqrt => |x| x.sqrt();
+    sqrt => map |x| x.sqrt();
     /// Elementwise absolute value.
-    abs => |x| x.abs();
+    abs => map |x| x.abs();
     /// Elementwise x^2.
-    square => |x| x * x;
+    square => map |x| x * x;
     /// Elementwise 1 / x.
-    recip => |x| E::ONE / x;
+    recip => map |x| E::ONE / x;
     /// Elementwise logistic sigmoid, stable for large |x|.
-    sigmoid => |x| x.sigmoid();
+    sigmoid => map_par |x| x.sigmoid();
     /// Elementwise hyperbolic tangent.
-    tanh => |x| x.tanh();
+    tanh => map_par |x| x.tanh();
     /// Elementwise max(x, 0).
-    relu => |x| x.max(E::ZERO);
+    relu => map |x| x.max(E::ZERO);
     /// Elementwise ln(1 + e^x), stable for large |x|.
-    softplus => |x| x.softplus();
+    softplus => map_par |x| x.softplus();
 }
 
 impl<E: Float> Tensor<E> {
     /// Elementwise x^p for a scalar exponent.
     pub fn powf(&self, p: E) -> Tensor<E> {
-        self.map(|x| x.powf(p))
+        self.map_par(|x| x.powf(p))
     }
 
     /// Adds a scalar to every element.

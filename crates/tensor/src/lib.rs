@@ -52,3 +52,4 @@ pub use float::Float;
 pub use matmul::{Transpose, gemm_into, num_threads, set_num_threads};
 pub use pool::{pooled_bytes, release_buffers};
 pub use tensor::{Shape, Tensor, contiguous_strides, numel};
+pub use workers::run_parallel;

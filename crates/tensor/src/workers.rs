@@ -70,6 +70,26 @@ fn worker_loop(w: &Worker) {
     }
 }
 
+/// Runs every job, the first on the calling thread and the others on tapegrad's persistent
+/// worker threads (the ones large matrix products are split over), and returns when all are
+/// done. Jobs beyond the workers available run on the calling thread.
+///
+/// This is the pool tapegrad uses itself, public so that hand-written code beside it (the
+/// benchmark floors, a custom kernel) can use the second core the same way.
+///
+/// ```
+/// use std::sync::atomic::{AtomicUsize, Ordering};
+/// let hits = AtomicUsize::new(0);
+/// let job = || {
+///     hits.fetch_add(1, Ordering::Relaxed);
+/// };
+/// tapegrad_tensor::run_parallel(&[&job, &job, &job]);
+/// assert_eq!(hits.load(Ordering::Relaxed), 3);
+/// ```
+pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
+    run(jobs)
+}
+
 /// Runs every job, the first on the calling thread and the others on workers, and returns when
 /// all are done.
 pub(crate) fn run(jobs: &[&(dyn Fn() + Sync)]) {

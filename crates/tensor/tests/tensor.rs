@@ -423,3 +423,40 @@ fn threaded_products_equal_single_threaded_ones_bit_for_bit() {
     }
     assert_eq!(tapegrad_tensor::num_threads(), 2);
 }
+
+#[test]
+fn expensive_maps_split_over_threads_give_the_same_values() {
+    use tapegrad_tensor::Float;
+    let mut rng = StdRng::seed_from_u64(11);
+    // 200,003 elements: above the split threshold, and not a multiple of the thread count.
+    let x = Tensor::<f32>::randn(&[200_003], 0.0, 2.0, &mut rng);
+    let pos = x.abs().add_scalar(0.5);
+    type Op = (&'static str, fn(&Tensor<f32>) -> Tensor<f32>, fn(f32) -> f32);
+    let ops: [Op; 5] = [
+        ("sigmoid", Tensor::sigmoid, Float::sigmoid),
+        ("exp", Tensor::exp, Float::exp),
+        ("tanh", Tensor::tanh, Float::tanh),
+        ("softplus", Tensor::softplus, Float::softplus),
+        ("ln", Tensor::ln, Float::ln),
+    ];
+    for (name, op, one) in ops {
+        let input = if name == "ln" { &pos } else { &x };
+        tapegrad_tensor::set_num_threads(2);
+        let two = op(input);
+        tapegrad_tensor::set_num_threads(1);
+        let single = op(input);
+        assert_eq!(two, single, "{name}");
+        let want: Vec<f32> = input.as_slice().iter().map(|&v| one(v)).collect();
+        assert_eq!(two.to_vec(), want, "{name}");
+        assert_eq!(two.shape(), input.shape());
+    }
+    tapegrad_tensor::set_num_threads(2);
+    assert_eq!(
+        pos.powf(1.5),
+        Tensor::from_vec(
+            pos.as_slice().iter().map(|v| v.powf(1.5)).collect(),
+            &[200_003]
+        )
+        .unwrap()
+    );
+}
