@@ -28,8 +28,10 @@
 //!
 //! With the `threads` feature (on by default) a large product (at least 2^24 multiply-adds) is
 //! split into row (or column) blocks computed on that many threads at once, each block by
-//! matrixmultiply's single-threaded kernel; smaller products stay on the calling thread, where
-//! handing work to another core costs more than it saves. The thread count is
+//! matrixmultiply's single-threaded kernel; `exp`, `ln`, `sigmoid`, `tanh`, `softplus` and
+//! `powf` over at least 2^15 elements per thread are split the same way. Smaller work stays on
+//! the calling thread, where handing it to another core costs more than it saves. The workers
+//! are persistent, and [`run_parallel`] hands them your own jobs. The thread count is
 //! [`set_num_threads`] if called, else the environment variable `TAPEGRAD_NUM_THREADS`, else the
 //! number of cores the process may use.
 #![deny(missing_docs)]

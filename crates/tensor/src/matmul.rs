@@ -122,13 +122,13 @@ static THREADS: AtomicUsize = AtomicUsize::new(0);
 /// Products with fewer multiply-adds than this run on the calling thread.
 const PARALLEL_MIN_MACS: usize = 1 << 24;
 
-/// Sets how many threads a large matrix product may use (at least 1). Without the `threads`
-/// feature products always run on one thread.
+/// Sets how many threads a large matrix product, or an expensive elementwise map over a large
+/// tensor, may use (at least 1). Without the `threads` feature everything runs on one thread.
 pub fn set_num_threads(n: usize) {
     THREADS.store(n.max(1), Ordering::Relaxed);
 }
 
-/// How many threads a large matrix product uses: [`set_num_threads`] if called, else
+/// How many threads large products and maps use: [`set_num_threads`] if called, else
 /// `TAPEGRAD_NUM_THREADS`, else the number of cores available to the process.
 pub fn num_threads() -> usize {
     if !cfg!(feature = "threads") {

@@ -431,7 +431,11 @@ fn expensive_maps_split_over_threads_give_the_same_values() {
     // 200,003 elements: above the split threshold, and not a multiple of the thread count.
     let x = Tensor::<f32>::randn(&[200_003], 0.0, 2.0, &mut rng);
     let pos = x.abs().add_scalar(0.5);
-    type Op = (&'static str, fn(&Tensor<f32>) -> Tensor<f32>, fn(f32) -> f32);
+    type Op = (
+        &'static str,
+        fn(&Tensor<f32>) -> Tensor<f32>,
+        fn(f32) -> f32,
+    );
     let ops: [Op; 5] = [
         ("sigmoid", Tensor::sigmoid, Float::sigmoid),
         ("exp", Tensor::exp, Float::exp),
@@ -459,4 +463,18 @@ fn expensive_maps_split_over_threads_give_the_same_values() {
         )
         .unwrap()
     );
+}
+
+#[test]
+fn sums_of_every_length_are_exact_on_integers() {
+    // Eight partial sums and a tail: every length up to 40 and a long one, against the formula.
+    for n in (0..=40).chain([1001, 4099]) {
+        let t = Tensor::<f32>::from_fn(&[n], |i| (i + 1) as f32);
+        let want = (n * (n + 1) / 2) as f32;
+        assert_eq!(t.sum().item().unwrap(), want, "n = {n}");
+        assert_eq!(t.sum_to(&[]).unwrap().item().unwrap(), want, "n = {n}");
+        if n > 0 {
+            assert_eq!(t.mean().item().unwrap(), want / n as f32, "n = {n}");
+        }
+    }
 }
