@@ -16,6 +16,8 @@ use crate::var::Var;
 const RANK0: u32 = u32::MAX;
 /// The bit of `Node::value` that says the value is a shared tensor ([`Store::shared`]).
 const SHARED: u32 = 1 << 31;
+/// `Node::arity` of a node whose inputs are listed in [`Store::links`].
+const MANY: u8 = u8::MAX;
 
 /// One entry of the Wengert list. It holds no tensor itself (the values live in
 /// [`Store::values`]), so a graph of scalars is a dense array of small plain records: the
@@ -25,16 +27,13 @@ pub(crate) struct Node<E: Float> {
     /// What computed the value, with the op's parameters.
     pub(crate) op: Op<E>,
     /// The input ids when `arity <= 2`; for more inputs (`concat`), `ids[0]` is where the list
-    /// starts in [`Store::links`].
+    /// starts in [`Store::links`] and `ids[1]` how many there are.
     ids: [u32; 2],
-    /// The number of inputs.
-    arity: u32,
+    /// The number of inputs, or `MANY` for a list in [`Store::links`].
+    arity: u8,
     /// Where the value sits in [`Store::values`], or with the `SHARED` bit in
     /// [`Store::shared`], or `RANK0` when the value is rank 0 and held in `x`.
     value: u32,
-    /// Where the extra tensor the backward needs (e.g. softmax probabilities) sits in the
-    /// tape's saved arena, or `u32::MAX` for none.
-    pub(crate) saved: u32,
     /// Where this node's gradient tensor sits among the tape's gradient slots, or `u32::MAX`
     /// for none. Every node that requires a gradient has a slot, except one-element nodes
     /// computed by ops: their gradient is a plain number (see [`Node::single`]).
@@ -61,12 +60,11 @@ impl<E: Float> Node<E> {
     /// The ids of the nodes the op read, all smaller than this node's id.
     #[inline]
     pub(crate) fn inputs<'a>(&'a self, links: &'a [u32]) -> &'a [u32] {
-        let n = self.arity as usize;
-        if n <= 2 {
-            &self.ids[..n]
+        if self.arity != MANY {
+            &self.ids[..self.arity as usize]
         } else {
-            let start = self.ids[0] as usize;
-            &links[start..start + n]
+            let [start, len] = self.ids.map(|v| v as usize);
+            &links[start..start + len]
         }
     }
 }
@@ -88,8 +86,10 @@ pub(crate) struct Store<E: Float> {
     pub(crate) links: Vec<u32>,
     /// Node names.
     pub(crate) labels: Labels,
-    /// Tensors saved by forwards for backwards (the arena `Node::saved` indexes).
-    pub(crate) saved: Vec<Tensor<E>>,
+    /// Tensors saved by forwards for backwards (e.g. softmax probabilities), by node id in
+    /// increasing order (few nodes save one, so they are found by bisection, not kept in every
+    /// node).
+    pub(crate) saved: Vec<(u32, Tensor<E>)>,
     /// Index lists ops keep (labels, selected rows, argmax positions).
     pub(crate) indices: Vec<usize>,
 }
@@ -281,7 +281,6 @@ impl<E: Float> Tape<E> {
             ids: [0, 0],
             arity: 0,
             value: index,
-            saved: u32::MAX,
             slot,
             x,
             requires_grad,
@@ -380,35 +379,31 @@ impl<E: Float> Tape<E> {
         let finite = !self.check_finite.get() || value.all_finite();
         let mut store = self.store.borrow_mut();
         let store = &mut *store;
-        let saved = match saved {
-            Some(t) => {
-                store.saved.push(t);
-                (store.saved.len() - 1) as u32
-            }
-            None => u32::MAX,
-        };
+        let id = store.nodes.len();
+        if let Some(t) = saved {
+            store.saved.push((id as u32, t));
+        }
         let value = if value.rank() == 0 {
             RANK0
         } else {
             store.values.push(value);
             (store.values.len() - 1) as u32
         };
-        let ids = match *inputs {
-            [] => [0, 0],
-            [a] => [a, 0],
-            [a, b] => [a, b],
+        let (ids, arity) = match *inputs {
+            [] => ([0, 0], 0),
+            [a] => ([a, 0], 1),
+            [a, b] => ([a, b], 2),
             _ => {
                 store.links.extend_from_slice(inputs);
-                [(store.links.len() - inputs.len()) as u32, 0]
+                let start = store.links.len() - inputs.len();
+                ([start as u32, inputs.len() as u32], MANY)
             }
         };
-        let id = store.nodes.len();
         store.nodes.push(Node {
             op,
             ids,
-            arity: inputs.len() as u32,
+            arity,
             value,
-            saved,
             slot,
             x,
             requires_grad,
@@ -422,12 +417,12 @@ impl<E: Float> Tape<E> {
 
     /// Appends a rank-0 node computed by an elementwise op from rank-0 inputs (`arity` of
     /// `ids`): the scalar graph's fast path, which stores no tensor.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn push_scalar(
         &self,
         op: Op<E>,
         ids: [u32; 2],
-        arity: u32,
+        arity: u8,
         value: E,
         requires_grad: bool,
     ) -> Var<'_, E> {
@@ -438,7 +433,6 @@ impl<E: Float> Tape<E> {
             ids,
             arity,
             value: RANK0,
-            saved: u32::MAX,
             slot: u32::MAX,
             x: value,
             requires_grad,
@@ -622,8 +616,8 @@ mod tests {
     #[test]
     fn a_node_is_a_small_plain_record() {
         // The scalar graph's cost is mostly these bytes, written once and read once.
-        assert_eq!(size_of::<Node<f32>>(), 56);
-        assert_eq!(size_of::<Node<f64>>(), 64);
+        assert_eq!(size_of::<Node<f32>>(), 40);
+        assert_eq!(size_of::<Node<f64>>(), 56);
         assert!(
             !std::mem::needs_drop::<Node<f64>>(),
             "clear frees nothing node by node"

@@ -131,7 +131,7 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// Records an elementwise unary op: `scalar` computes one element, `tensor` the whole
     /// value. A rank-0 input takes the scalar graph's fast path (no tensor op runs).
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_elementwise(
         self,
         op: Op<E>,
@@ -152,7 +152,7 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// Records an elementwise binary op with broadcasting: `scalar` computes one element,
     /// `tensor` the whole value. Two rank-0 inputs take the scalar graph's fast path.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn record_elementwise_binary(
         self,
         other: Var<'_, E>,

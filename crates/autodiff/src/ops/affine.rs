@@ -21,6 +21,7 @@ impl<E: Float> Var<'_, E> {
     /// assert_eq!(tape.backward(y)?[x].item()?, 3.0);
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
+    #[inline]
     pub fn affine(self, scale: E, shift: E) -> Self {
         let f = move |v: E| scale * v + shift;
         self.record_elementwise(Op::Affine { scale, shift }, f, |x| x.map(f))

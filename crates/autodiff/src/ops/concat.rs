@@ -31,7 +31,8 @@ impl<'t, E: Float> Var<'t, E> {
     /// For an empty list, a bad axis, shapes that disagree off `axis`, or vars of several tapes.
     pub fn concat(vars: &[Var<'t, E>], axis: usize) -> Result<Self> {
         Var::record_nary(vars, "concat", |values| {
-            Ok((Op::Concat { axis }, Tensor::concat(values, axis)?))
+            let value = Tensor::concat(values, axis)?;
+            Ok((Op::Concat { axis: axis as u32 }, value))
         })
     }
 }

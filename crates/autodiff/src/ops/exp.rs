@@ -19,6 +19,7 @@ impl<E: Float> Var<'_, E> {
     /// assert!((tape.backward(y)?[x].item()? - 1.0).abs() < 1e-12);
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
+    #[inline]
     pub fn exp(self) -> Self {
         self.record_elementwise(Op::Exp, forward, |x| x.exp())
     }

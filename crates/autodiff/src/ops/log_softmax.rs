@@ -26,7 +26,10 @@ impl<E: Float> Var<'_, E> {
     ///
     /// When `axis >= rank`.
     pub fn log_softmax(self, axis: usize) -> Result<Self> {
-        self.try_record_unary(|x| Ok((Op::LogSoftmax { axis }, x.log_softmax(axis)?, None)))
+        self.try_record_unary(|x| {
+            let value = x.log_softmax(axis)?;
+            Ok((Op::LogSoftmax { axis: axis as u32 }, value, None))
+        })
     }
 }
 

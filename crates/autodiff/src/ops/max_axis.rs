@@ -31,7 +31,7 @@ impl<E: Float> Var<'_, E> {
             let value = x.max_axis(axis, keepdim)?;
             Ok((
                 Op::MaxAxis {
-                    axis,
+                    axis: axis as u32,
                     keepdim,
                     start,
                     len,

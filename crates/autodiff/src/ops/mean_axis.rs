@@ -26,11 +26,12 @@ impl<E: Float> Var<'_, E> {
     /// When `axis >= rank`.
     pub fn mean_axis(self, axis: usize, keepdim: bool) -> Result<Self> {
         self.try_record_unary(|x| {
-            Ok((
-                Op::MeanAxis { axis, keepdim },
-                x.mean_axis(axis, keepdim)?,
-                None,
-            ))
+            let value = x.mean_axis(axis, keepdim)?;
+            let op = Op::MeanAxis {
+                axis: axis as u32,
+                keepdim,
+            };
+            Ok((op, value, None))
         })
     }
 }

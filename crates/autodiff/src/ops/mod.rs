@@ -81,11 +81,11 @@ pub(crate) enum Op<E: Float> {
     Reshape,
     BroadcastTo,
     Concat {
-        axis: usize,
+        axis: u32,
     },
     Narrow {
-        axis: usize,
-        start: usize,
+        axis: u32,
+        start: u32,
     },
     /// Rows `indices[start..start + len]` of the tape's index arena.
     SelectRows {
@@ -95,25 +95,25 @@ pub(crate) enum Op<E: Float> {
     Sum,
     Mean,
     SumAxis {
-        axis: usize,
+        axis: u32,
         keepdim: bool,
     },
     MeanAxis {
-        axis: usize,
+        axis: u32,
         keepdim: bool,
     },
     /// The argmax positions live in the tape's index arena at `start..start + len`.
     MaxAxis {
-        axis: usize,
+        axis: u32,
         keepdim: bool,
         start: u32,
         len: u32,
     },
     Softmax {
-        axis: usize,
+        axis: u32,
     },
     LogSoftmax {
-        axis: usize,
+        axis: u32,
     },
     Mse,
     BceWithLogits,
@@ -212,16 +212,16 @@ impl<E: Float> Op<E> {
             Op::Transpose => transpose::backward(ctx),
             Op::Reshape => reshape::backward(ctx),
             Op::BroadcastTo => broadcast_to::backward(ctx),
-            Op::Concat { axis } => concat::backward(ctx, *axis),
-            Op::Narrow { axis, start } => narrow::backward(ctx, *axis, *start),
+            Op::Concat { axis } => concat::backward(ctx, *axis as usize),
+            Op::Narrow { axis, start } => narrow::backward(ctx, *axis as usize, *start as usize),
             Op::SelectRows { start, len } => {
                 let rows = ctx.indices(*start, *len);
                 select_rows::backward(ctx, rows)
             }
             Op::Sum => sum::backward(ctx),
             Op::Mean => mean::backward(ctx),
-            Op::SumAxis { axis, keepdim } => sum_axis::backward(ctx, *axis, *keepdim),
-            Op::MeanAxis { axis, keepdim } => mean_axis::backward(ctx, *axis, *keepdim),
+            Op::SumAxis { axis, keepdim } => sum_axis::backward(ctx, *axis as usize, *keepdim),
+            Op::MeanAxis { axis, keepdim } => mean_axis::backward(ctx, *axis as usize, *keepdim),
             Op::MaxAxis {
                 axis,
                 keepdim,
@@ -229,10 +229,10 @@ impl<E: Float> Op<E> {
                 len,
             } => {
                 let argmax = ctx.indices(*start, *len);
-                max_axis::backward(ctx, *axis, *keepdim, argmax)
+                max_axis::backward(ctx, *axis as usize, *keepdim, argmax)
             }
-            Op::Softmax { axis } => softmax::backward(ctx, *axis),
-            Op::LogSoftmax { axis } => log_softmax::backward(ctx, *axis),
+            Op::Softmax { axis } => softmax::backward(ctx, *axis as usize),
+            Op::LogSoftmax { axis } => log_softmax::backward(ctx, *axis as usize),
             Op::Mse => mse::backward(ctx),
             Op::BceWithLogits => bce_with_logits::backward(ctx),
             Op::SoftmaxCrossEntropy { start, len } => {
@@ -299,7 +299,7 @@ impl<E: Float> Op<E> {
 pub(crate) struct BackwardCtx<'a, E: Float> {
     store: &'a Store<E>,
     nodes: &'a [Node<E>],
-    saved: &'a [Tensor<E>],
+    saved: &'a [(u32, Tensor<E>)],
     indices: &'a [usize],
     /// Tensors built for the rank-0 nodes among the inputs and the output (which store none).
     rank0: &'a [(u32, Tensor<E>)],
@@ -393,12 +393,11 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
 
     /// The tensor this node's forward saved for its backward.
     pub(crate) fn saved(&self) -> &'a Tensor<E> {
-        let i = self.nodes[self.id].saved;
-        assert!(
-            i != u32::MAX,
-            "internal invariant: this op saves a tensor in its forward"
-        );
-        &self.saved[i as usize]
+        let i = self
+            .saved
+            .binary_search_by_key(&(self.id as u32), |(id, _)| *id)
+            .expect("internal invariant: this op saves a tensor in its forward");
+        &self.saved[i].1
     }
 
     /// The slice `start..start + len` of the tape's index arena (labels, rows, argmax).

@@ -26,9 +26,19 @@ impl<E: Float> Var<'_, E> {
     /// For a bad axis or a range past the end of the axis.
     pub fn narrow(self, axis: usize, start: usize, len: usize) -> Result<Self> {
         self.try_record_unary(|x| {
+            let value = x.narrow(axis, start, len)?;
+            // A valid axis is below the rank; the start is kept in 32 bits in the node.
+            let start =
+                u32::try_from(start).map_err(|_| tapegrad_tensor::TensorError::Invalid {
+                    op: "narrow",
+                    reason: format!("start {start} does not fit the tape's 32-bit offsets"),
+                })?;
             Ok((
-                Op::Narrow { axis, start },
-                x.narrow(axis, start, len)?,
+                Op::Narrow {
+                    axis: axis as u32,
+                    start,
+                },
+                value,
                 None,
             ))
         })

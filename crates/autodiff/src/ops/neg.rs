@@ -23,6 +23,7 @@ impl<E: Float> Var<'_, E> {
         clippy::should_implement_trait,
         reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
     )]
+    #[inline]
     pub fn neg(self) -> Self {
         self.record_elementwise(Op::Neg, forward, |x| x.neg())
     }

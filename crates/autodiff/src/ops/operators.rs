@@ -16,6 +16,7 @@ macro_rules! var_var {
             ///
             /// When the shapes do not broadcast or the vars belong to different tapes, with the
             /// error's message.
+            #[inline]
             fn $method(self, rhs: Var<'t, E>) -> Var<'t, E> {
                 Var::$method(self, rhs).unwrap_or_else(|e| panic!("{e}"))
             }
@@ -30,6 +31,7 @@ var_var!(Div, div);
 
 impl<'t, E: Float> Add<E> for Var<'t, E> {
     type Output = Var<'t, E>;
+    #[inline]
     fn add(self, c: E) -> Var<'t, E> {
         self.affine(E::ONE, c)
     }
@@ -37,6 +39,7 @@ impl<'t, E: Float> Add<E> for Var<'t, E> {
 
 impl<'t, E: Float> Sub<E> for Var<'t, E> {
     type Output = Var<'t, E>;
+    #[inline]
     fn sub(self, c: E) -> Var<'t, E> {
         self.affine(E::ONE, -c)
     }
@@ -44,6 +47,7 @@ impl<'t, E: Float> Sub<E> for Var<'t, E> {
 
 impl<'t, E: Float> Mul<E> for Var<'t, E> {
     type Output = Var<'t, E>;
+    #[inline]
     fn mul(self, c: E) -> Var<'t, E> {
         self.affine(c, E::ZERO)
     }
@@ -51,6 +55,7 @@ impl<'t, E: Float> Mul<E> for Var<'t, E> {
 
 impl<'t, E: Float> Div<E> for Var<'t, E> {
     type Output = Var<'t, E>;
+    #[inline]
     fn div(self, c: E) -> Var<'t, E> {
         self.affine(E::ONE / c, E::ZERO)
     }
@@ -58,6 +63,7 @@ impl<'t, E: Float> Div<E> for Var<'t, E> {
 
 impl<'t, E: Float> Neg for Var<'t, E> {
     type Output = Var<'t, E>;
+    #[inline]
     fn neg(self) -> Var<'t, E> {
         Var::neg(self)
     }
@@ -67,24 +73,28 @@ macro_rules! scalar_lhs {
     ($t:ty) => {
         impl<'t> Add<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[inline]
             fn add(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.affine(1.0, self)
             }
         }
         impl<'t> Sub<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[inline]
             fn sub(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.affine(-1.0, self)
             }
         }
         impl<'t> Mul<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[inline]
             fn mul(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.affine(self, 0.0)
             }
         }
         impl<'t> Div<Var<'t, $t>> for $t {
             type Output = Var<'t, $t>;
+            #[inline]
             fn div(self, x: Var<'t, $t>) -> Var<'t, $t> {
                 x.rdiv_scalar(self)
             }

@@ -19,6 +19,7 @@ impl<E: Float> Var<'_, E> {
     /// assert_eq!(tape.backward(y)?[x].item()?, 12.0);
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
+    #[inline]
     pub fn powf(self, p: E) -> Self {
         self.record_elementwise(Op::PowF(p), |v| v.powf(p), |x| x.powf(p))
     }

@@ -19,6 +19,7 @@ impl<E: Float> Var<'_, E> {
     /// assert_eq!(tape.backward(y)?[x].item()?, -2.5);
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
+    #[inline]
     pub fn rdiv_scalar(self, c: E) -> Self {
         self.record_elementwise(Op::ScalarDiv(c), |v| c / v, |x| x.map(|v| c / v))
     }

@@ -19,6 +19,7 @@ impl<E: Float> Var<'_, E> {
     /// assert!((tape.backward(y)?[x].item()? - 0.25).abs() < 1e-12);
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
+    #[inline]
     pub fn sigmoid(self) -> Self {
         self.record_elementwise(Op::Sigmoid, forward, |x| x.sigmoid())
     }

@@ -26,7 +26,10 @@ impl<E: Float> Var<'_, E> {
     ///
     /// When `axis >= rank`.
     pub fn softmax(self, axis: usize) -> Result<Self> {
-        self.try_record_unary(|x| Ok((Op::Softmax { axis }, x.softmax(axis)?, None)))
+        self.try_record_unary(|x| {
+            let value = x.softmax(axis)?;
+            Ok((Op::Softmax { axis: axis as u32 }, value, None))
+        })
     }
 }
 

@@ -28,11 +28,12 @@ impl<E: Float> Var<'_, E> {
     /// When `axis >= rank`.
     pub fn sum_axis(self, axis: usize, keepdim: bool) -> Result<Self> {
         self.try_record_unary(|x| {
-            Ok((
-                Op::SumAxis { axis, keepdim },
-                x.sum_axis(axis, keepdim)?,
-                None,
-            ))
+            let value = x.sum_axis(axis, keepdim)?;
+            let op = Op::SumAxis {
+                axis: axis as u32,
+                keepdim,
+            };
+            Ok((op, value, None))
         })
     }
 }
