@@ -134,6 +134,44 @@ fn broadcasting_binary_ops() {
 }
 
 #[test]
+fn linear_is_matmul_plus_bias_in_one_node() {
+    let (x, w, b) = (randn(&[5, 3], 60), randn(&[3, 4], 61), randn(&[4], 62));
+    check("linear", vec![x.clone(), w.clone(), b.clone()], |t, v| {
+        weigh(t, v[0].linear(v[1], v[2])?)
+    });
+    // A one-output neuron, and x used twice (its gradient is the sum of both uses).
+    check(
+        "linear to one output",
+        vec![randn(&[6, 2], 63), randn(&[2, 1], 64), randn(&[1], 65)],
+        |t, v| weigh(t, v[0].linear(v[1], v[2])?),
+    );
+    check(
+        "linear of a square input with itself",
+        vec![randn(&[3, 3], 66), randn(&[3], 67)],
+        |t, v| weigh(t, v[0].linear(v[0], v[1])?.sigmoid()),
+    );
+    // The same values as matmul and add, and one node instead of two.
+    let tape = Tape::<f64>::new();
+    let (vx, vw, vb) = (
+        tape.var(x.clone()),
+        tape.var(w.clone()),
+        tape.var(b.clone()),
+    );
+    let fused = vx.linear(vw, vb).unwrap().value();
+    let n = tape.len();
+    let separate = vx.matmul(vw).unwrap().add(vb).unwrap().value();
+    assert_eq!(tape.len() - n, 2);
+    for (a, b) in fused.as_slice().iter().zip(separate.as_slice()) {
+        assert!((a - b).abs() < 1e-12);
+    }
+    let err = vx.linear(vb, vw).unwrap_err().to_string();
+    assert!(
+        err.contains("linear") && err.contains("got x [5, 3], w [4] and b [3, 4]"),
+        "{err}"
+    );
+}
+
+#[test]
 fn matmul_2d_and_batched() {
     check(
         "matmul 2d",

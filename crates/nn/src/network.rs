@@ -607,7 +607,7 @@ impl<E: Float> Network<E> {
                     reason: "parameters were bound from another network".into(),
                 })
             };
-            let z = input.matmul(param(w)?)?.add(param(b)?)?;
+            let z = input.linear(param(w)?, param(b)?)?;
             let activation = node
                 .activation()
                 .expect("neurons and layers have an activation");
@@ -666,8 +666,7 @@ impl<E: Float> Network<E> {
             let (w, b) = node
                 .weight_bias()
                 .expect("only the input has no parameters");
-            let mut z = input.matmul(&self.params[w])?;
-            z.add_assign(&self.params[b])?;
+            let z = input.linear(&self.params[w], &self.params[b])?;
             let a = node
                 .activation()
                 .expect("neurons and layers have an activation")

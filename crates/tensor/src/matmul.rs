@@ -345,6 +345,47 @@ fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E,
 }
 
 impl<E: Float> Tensor<E> {
+    /// The affine map `self W + b` of a batch `self: [n, k]` with `w: [k, m]` and `b: [m]`, as
+    /// one kernel call that accumulates the product into the bias rows (PyTorch's `addmm`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[1, 2])?;
+    /// let w = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2])?;
+    /// let b = Tensor::from_vec(vec![10.0, 20.0], &[2])?;
+    /// assert_eq!(x.linear(&w, &b)?.to_vec(), vec![11.0, 22.0]);
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Invalid`] naming the three shapes unless they are `[n, k]`, `[k, m]` and
+    /// `[m]`.
+    pub fn linear(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Tensor<E>> {
+        let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
+        if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[0] || bs != [ws[1]] {
+            return Err(TensorError::Invalid {
+                op: "linear",
+                reason: format!(
+                    "expected x [n, k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
+                ),
+            });
+        }
+        let mut y = b.broadcast_to(&[xs[0], ws[1]])?;
+        gemm_into(
+            self,
+            Transpose::No,
+            w,
+            Transpose::No,
+            E::ONE,
+            E::ONE,
+            &mut y,
+        )?;
+        Ok(y)
+    }
+}
+
+impl<E: Float> Tensor<E> {
     /// The matrix product: `[m, k] x [k, n] -> [m, n]`, or batched `[b, m, k] x [b, k, n] ->
     /// [b, m, n]` where either operand may have batch 1 (or be rank 2) and is broadcast.
     ///

@@ -64,6 +64,17 @@ impl<E: Float> Tensor<E> {
                 rhs: shape.to_vec(),
             });
         }
+        // The common case (a bias row repeated for every row of a batch): copies of the whole
+        // value, one after another.
+        let k = shape.len() - self.rank();
+        if shape[k..] == self.shape[..] {
+            let (n, row) = (crate::tensor::numel(&shape[..k]), self.as_slice());
+            let mut data = crate::tensor::storage_with_capacity(n * row.len());
+            for _ in 0..n {
+                data.extend_from_slice(row);
+            }
+            return Ok(Tensor::from_parts(data, crate::tensor::shape_of(shape)));
+        }
         Tensor::zeros(shape).zip_with(self, "broadcast_to", |_, b| b)
     }
 

@@ -35,7 +35,7 @@ impl<'t, E: Float> Var<'t, E> {
 }
 
 /// Accumulates `op(x) op(y)` into input `k`'s gradient, summing over a broadcast batch.
-fn accumulate_product<E: Float>(
+pub(super) fn accumulate_product<E: Float>(
     ctx: &mut BackwardCtx<'_, E>,
     k: usize,
     x: &Tensor<E>,

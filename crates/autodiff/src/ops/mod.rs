@@ -17,6 +17,7 @@ mod broadcast_to;
 mod concat;
 mod div;
 mod exp;
+mod linear;
 mod ln;
 mod log_softmax;
 mod matmul;
@@ -77,6 +78,8 @@ pub(crate) enum Op<E: Float> {
     Relu,
     Softplus,
     MatMul,
+    /// `x W + b` in one node.
+    Linear,
     Transpose,
     Reshape,
     BroadcastTo,
@@ -149,6 +152,7 @@ impl<E: Float> Op<E> {
             Op::Relu => "relu",
             Op::Softplus => "softplus",
             Op::MatMul => "matmul",
+            Op::Linear => "linear",
             Op::Transpose => "t",
             Op::Reshape => "reshape",
             Op::BroadcastTo => "broadcast_to",
@@ -209,6 +213,7 @@ impl<E: Float> Op<E> {
             Op::Relu => relu::backward(ctx),
             Op::Softplus => softplus::backward(ctx),
             Op::MatMul => matmul::backward(ctx),
+            Op::Linear => linear::backward(ctx),
             Op::Transpose => transpose::backward(ctx),
             Op::Reshape => reshape::backward(ctx),
             Op::BroadcastTo => broadcast_to::backward(ctx),
@@ -270,6 +275,7 @@ impl<E: Float> Op<E> {
             | Op::Constant
             | Op::Detach
             | Op::MatMul
+            | Op::Linear
             | Op::Transpose
             | Op::Reshape
             | Op::BroadcastTo
