@@ -69,10 +69,15 @@ impl<E: Float> Tensor<E> {
         let k = shape.len() - self.rank();
         if shape[k..] == self.shape[..] {
             let (n, row) = (crate::tensor::numel(&shape[..k]), self.as_slice());
-            let mut data = crate::tensor::storage_with_capacity(n * row.len());
-            for _ in 0..n {
-                data.extend_from_slice(row);
-            }
+            let data = if let [v] = row {
+                crate::tensor::storage_filled(*v, n)
+            } else {
+                let mut data = crate::tensor::storage_with_capacity(n * row.len());
+                for _ in 0..n {
+                    data.extend_from_slice(row);
+                }
+                data
+            };
             return Ok(Tensor::from_parts(data, crate::tensor::shape_of(shape)));
         }
         Tensor::zeros(shape).zip_with(self, "broadcast_to", |_, b| b)
