@@ -208,14 +208,57 @@ unsafe fn gemm_tiny<E: Float>(
         }
         return;
     }
+    if rsa == 1 && rsc == 1 && m > 1 {
+        // Columns of op(A) and of C are contiguous (A read transposed, C one column wide): C's
+        // column j is a sum of A's columns weighted by B's column j.
+        for j in 0..n as isize {
+            // SAFETY: column j of C holds m contiguous elements (rsc == 1); zeroed through the
+            // pointer first when beta = 0, as above.
+            let c = unsafe {
+                let col = block.c.offset(j * csc);
+                if beta == E::ZERO {
+                    std::ptr::write_bytes(col, 0, m);
+                }
+                std::slice::from_raw_parts_mut(col, m)
+            };
+            if beta != E::ZERO {
+                c.iter_mut().for_each(|v| *v *= beta);
+            }
+            for p in 0..k as isize {
+                // SAFETY: p < k, j < n index inside B; column p of op(A) holds m contiguous
+                // elements (rsa == 1).
+                let (b, a) = unsafe {
+                    (
+                        alpha * *block.b.offset(p * rsb + j * csb),
+                        std::slice::from_raw_parts(block.a.offset(p * csa), m),
+                    )
+                };
+                c.iter_mut().zip(a).for_each(|(c, &a)| *c += b * a);
+            }
+        }
+        return;
+    }
     for i in 0..m as isize {
         for j in 0..n as isize {
             let mut acc = E::ZERO;
-            for p in 0..k as isize {
-                // SAFETY: i < m, j < n, p < k index inside the matrices the strides describe.
-                unsafe {
-                    acc += *block.a.offset(i * rsa + p * csa) * *block.b.offset(p * rsb + j * csb)
+            if csa == 1 && rsb == 1 {
+                // A row of op(A) against a column of op(B), both contiguous: a dot product.
+                // SAFETY: row i of op(A) and column j of op(B) hold k contiguous elements.
+                let (a, b) = unsafe {
+                    (
+                        std::slice::from_raw_parts(block.a.offset(i * rsa), k),
+                        std::slice::from_raw_parts(block.b.offset(j * csb), k),
+                    )
                 };
+                acc = a.iter().zip(b).fold(acc, |acc, (&a, &b)| acc + a * b);
+            } else {
+                for p in 0..k as isize {
+                    // SAFETY: i < m, j < n, p < k index inside the matrices the strides describe.
+                    unsafe {
+                        acc +=
+                            *block.a.offset(i * rsa + p * csa) * *block.b.offset(p * rsb + j * csb)
+                    };
+                }
             }
             // SAFETY: as above, for C.
             let c = unsafe { &mut *block.c.offset(i * rsc + j * csc) };

@@ -57,11 +57,24 @@ fn check_matmul<E: Float>(tol: f64, seed: u64) {
         assert_close(&to_f64(&got), &want, tol);
         let got = a.matmul_t(Transpose::No, &bt, Transpose::Yes).unwrap();
         assert_close(&to_f64(&got), &want, tol);
-        // Accumulating into an existing buffer with beta = 1 doubles the product.
-        let mut c = a.matmul(&b).unwrap();
-        gemm_into(&a, Transpose::No, &b, Transpose::No, E::ONE, E::ONE, &mut c).unwrap();
+        // Accumulating into an existing buffer with beta = 1 doubles the product, whichever
+        // operands are read transposed.
         let doubled: Vec<f64> = want.iter().map(|v| 2.0 * v).collect();
-        assert_close(&to_f64(&c), &doubled, tol);
+        for (ta, tb) in [(false, false), (true, false), (false, true), (true, true)] {
+            let mut c = a.matmul(&b).unwrap();
+            let (x, tx) = if ta {
+                (&at, Transpose::Yes)
+            } else {
+                (&a, Transpose::No)
+            };
+            let (y, ty) = if tb {
+                (&bt, Transpose::Yes)
+            } else {
+                (&b, Transpose::No)
+            };
+            gemm_into(x, tx, y, ty, E::ONE, E::ONE, &mut c).unwrap();
+            assert_close(&to_f64(&c), &doubled, tol);
+        }
     }
 }
 
