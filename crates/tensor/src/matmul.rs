@@ -88,15 +88,20 @@ pub fn gemm_into<E: Float>(
             rhs: out.shape().to_vec(),
         });
     }
-    run_gemm(
-        &va,
-        a.as_slice(),
-        &vb,
-        b.as_slice(),
-        alpha,
-        beta,
-        out.as_mut_slice(),
-    );
+    let c = out.as_mut_slice();
+    // SAFETY: `out` is an initialized tensor of the product's shape (checked above), a separate
+    // tensor from `a` and `b` (the borrows guarantee it).
+    unsafe {
+        run_gemm(
+            &va,
+            a.as_slice(),
+            &vb,
+            b.as_slice(),
+            alpha,
+            beta,
+            (c.as_mut_ptr(), c.len()),
+        )
+    };
     Ok(())
 }
 
@@ -260,14 +265,16 @@ unsafe fn gemm_tiny<E: Float>(
                     };
                 }
             }
-            // SAFETY: as above, for C.
-            let c = unsafe { &mut *block.c.offset(i * rsc + j * csc) };
-            // As BLAS: with beta = 0, C is not read (it may be uninitialized).
-            *c = if beta == E::ZERO {
-                alpha * acc
-            } else {
-                alpha * acc + beta * *c
-            };
+            // SAFETY: as above, for C. As BLAS: with beta = 0, C is not read (it may be
+            // uninitialized), only written through the pointer.
+            unsafe {
+                let c = block.c.offset(i * rsc + j * csc);
+                if beta == E::ZERO {
+                    c.write(alpha * acc);
+                } else {
+                    c.write(alpha * acc + beta * c.read());
+                }
+            }
         }
     }
 }
@@ -353,22 +360,45 @@ unsafe fn gemm_blocks<E: Float>(
     crate::workers::run(&refs);
 }
 
-fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E, c: &mut [E]) {
+/// C = alpha op(A) op(B) + beta C for every batch, into the `len` elements at `c`.
+///
+/// # Safety
+///
+/// `c` must be valid for writes of `len` elements, where `len` is the product's size (batch x
+/// m x n), and not alias `a` or `b`. With beta = 0 and k > 0 the elements may be uninitialized:
+/// every one is written without being read (no reference to them is made before). Otherwise
+/// they must be initialized.
+unsafe fn run_gemm<E: Float>(
+    va: &View,
+    a: &[E],
+    vb: &View,
+    b: &[E],
+    alpha: E,
+    beta: E,
+    (c, len): (*mut E, usize),
+) {
     let (m, k, n) = (va.rows, va.cols, vb.cols);
     let batch = va.batch.max(vb.batch);
+    assert!(
+        len >= batch * m * n,
+        "internal invariant: the output holds the product"
+    );
     if m == 0 || n == 0 {
         return;
     }
     for i in 0..batch {
-        let cs = &mut c[i * m * n..(i + 1) * m * n];
+        // SAFETY: batch i's m * n elements lie inside the `len` the caller vouched for.
+        let cs = unsafe { c.add(i * m * n) };
         if k == 0 {
+            // SAFETY: the caller initialized C unless beta = 0 and k > 0.
+            let cs = unsafe { std::slice::from_raw_parts_mut(cs, m * n) };
             cs.iter_mut().for_each(|v| *v = beta * *v);
             continue;
         }
         let ap = a[i * va.batch_stride..].as_ptr();
         let bp = b[i * vb.batch_stride..].as_ptr();
         // SAFETY: the views were built from these tensors' shapes, so every index the kernel
-        // reads lies inside `a` and `b`, and `cs` holds exactly m * n elements it owns.
+        // reads lies inside `a` and `b`, and `cs` points at m * n elements it owns.
         unsafe {
             gemm_blocks(
                 (m, k, n),
@@ -376,7 +406,7 @@ fn run_gemm<E: Float>(va: &View, a: &[E], vb: &View, b: &[E], alpha: E, beta: E,
                 Block {
                     a: ap,
                     b: bp,
-                    c: cs.as_mut_ptr(),
+                    c: cs,
                 },
                 (va.rs, va.cs),
                 (vb.rs, vb.cs),
@@ -460,33 +490,37 @@ impl<E: Float> Tensor<E> {
         let n: usize = shape.iter().product();
         let data: Storage<E> = if va.cols == 0 || n <= 4 {
             let mut small: Storage<E> = SmallVec::from_elem(E::ZERO, n);
-            run_gemm(
-                &va,
-                self.as_slice(),
-                &vb,
-                other.as_slice(),
-                E::ONE,
-                E::ZERO,
-                &mut small,
-            );
+            // SAFETY: `small` holds n initialized elements of its own.
+            unsafe {
+                run_gemm(
+                    &va,
+                    self.as_slice(),
+                    &vb,
+                    other.as_slice(),
+                    E::ONE,
+                    E::ZERO,
+                    (small.as_mut_ptr(), n),
+                )
+            };
             small
         } else {
             // With beta = 0 the kernel writes every element of C without reading it, so the
             // output is not zero-filled first.
             let mut buf: Vec<E> = crate::pool::take(n);
             let spare = buf.spare_capacity_mut();
-            // SAFETY: `spare` has room for n elements; with beta = 0 and k > 0, run_gemm writes
-            // all m * n elements of every batch before anything reads them.
-            let out = unsafe { std::slice::from_raw_parts_mut(spare.as_mut_ptr().cast::<E>(), n) };
-            run_gemm(
-                &va,
-                self.as_slice(),
-                &vb,
-                other.as_slice(),
-                E::ONE,
-                E::ZERO,
-                out,
-            );
+            // SAFETY: `spare` has room for n elements, none of which is read: with beta = 0 and
+            // k > 0, run_gemm writes all of them through the pointer.
+            unsafe {
+                run_gemm(
+                    &va,
+                    self.as_slice(),
+                    &vb,
+                    other.as_slice(),
+                    E::ONE,
+                    E::ZERO,
+                    (spare.as_mut_ptr().cast::<E>(), n),
+                )
+            };
             // SAFETY: all n elements were initialized by the kernel just above.
             unsafe { buf.set_len(n) };
             SmallVec::from_vec(buf)
