@@ -69,6 +69,12 @@ impl<E: Float> Node<E> {
     }
 }
 
+/// A value being recorded: owned by the tape, or shared with its caller.
+enum Value<E: Float> {
+    Owned(Tensor<E>),
+    Shared(Arc<Tensor<E>>),
+}
+
 /// User-given node names for traces and drawings, as (node id, name) in the order given; a later
 /// entry for the same node wins. Kept beside the nodes: most nodes have none.
 pub(crate) type Labels = Vec<(u32, Arc<str>)>;
@@ -258,38 +264,8 @@ impl<E: Float> Tape<E> {
     }
 
     fn push_shared(&self, op: Op<E>, value: Arc<Tensor<E>>, requires_grad: bool) -> Var<'_, E> {
-        if value.rank() == 0 {
-            return self.push_leaf(op, (*value).clone(), requires_grad);
-        }
         let requires_grad = requires_grad && self.recording.get();
-        let single = value.len() == 1;
-        let x = value.as_slice().first().copied().unwrap_or(E::ZERO);
-        let finite = !self.check_finite.get() || value.all_finite();
-        let slot = if requires_grad {
-            let n = self.slots.get();
-            self.slots.set(n + 1);
-            n
-        } else {
-            u32::MAX
-        };
-        let mut store = self.store.borrow_mut();
-        store.shared.push(value);
-        let index = (store.shared.len() - 1) as u32 | SHARED;
-        let id = store.nodes.len();
-        store.nodes.push(Node {
-            op,
-            ids: [0, 0],
-            arity: 0,
-            value: index,
-            slot,
-            x,
-            requires_grad,
-            single,
-        });
-        if !finite && self.pending.get().is_none() {
-            self.pending.set(Some(id));
-        }
-        Var::new(self, id as u32)
+        self.push_value(op, &[], Value::Shared(value), None, requires_grad)
     }
 
     /// The number of nodes recorded.
@@ -367,8 +343,25 @@ impl<E: Float> Tape<E> {
         saved: Option<Tensor<E>>,
         requires_grad: bool,
     ) -> Var<'_, E> {
-        let single = value.len() == 1;
-        let x = value.as_slice().first().copied().unwrap_or(E::ZERO);
+        self.push_value(op, inputs, Value::Owned(value), saved, requires_grad)
+    }
+
+    /// Appends one node holding `value` (owned or shared; a rank-0 value goes into the node).
+    fn push_value(
+        &self,
+        op: Op<E>,
+        inputs: &[u32],
+        value: Value<E>,
+        saved: Option<Tensor<E>>,
+        requires_grad: bool,
+    ) -> Var<'_, E> {
+        let t = match &value {
+            Value::Owned(t) => t,
+            Value::Shared(t) => &**t,
+        };
+        let single = t.len() == 1;
+        let x = t.as_slice().first().copied().unwrap_or(E::ZERO);
+        let (finite, rank0) = (!self.check_finite.get() || t.all_finite(), t.rank() == 0);
         let slot = if requires_grad && (!single || inputs.is_empty()) {
             let n = self.slots.get();
             self.slots.set(n + 1);
@@ -376,18 +369,22 @@ impl<E: Float> Tape<E> {
         } else {
             u32::MAX
         };
-        let finite = !self.check_finite.get() || value.all_finite();
         let mut store = self.store.borrow_mut();
         let store = &mut *store;
         let id = store.nodes.len();
         if let Some(t) = saved {
             store.saved.push((id as u32, t));
         }
-        let value = if value.rank() == 0 {
-            RANK0
-        } else {
-            store.values.push(value);
-            (store.values.len() - 1) as u32
+        let value = match value {
+            _ if rank0 => RANK0,
+            Value::Owned(t) => {
+                store.values.push(t);
+                (store.values.len() - 1) as u32
+            }
+            Value::Shared(t) => {
+                store.shared.push(t);
+                (store.shared.len() - 1) as u32 | SHARED
+            }
         };
         let (ids, arity) = match *inputs {
             [] => ([0, 0], 0),

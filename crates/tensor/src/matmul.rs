@@ -172,6 +172,42 @@ unsafe impl<E: Sync> Sync for Block<E> {}
 /// allocating its buffer costs more than the arithmetic.
 const TINY_MACS: usize = 512;
 
+/// For tiny products where C is `lines` contiguous lines of `len` elements (rows or columns,
+/// line l at `c + l * stride`): line l = beta line l + sum over p < k of `weight(l, p)` times
+/// the contiguous `len` elements at `source(p)`. A loop over contiguous lines that vectorizes.
+///
+/// # Safety
+///
+/// Every line of C must be valid for `len` writes, every `source(p)` for `len` reads, and
+/// `weight` must read inside its matrix. With beta = 0, C is not read (it may be
+/// uninitialized): each line is zeroed through the pointer before a slice is made of it
+/// (all-zero bits are 0.0).
+unsafe fn accumulate_lines<E: Float>(
+    (c, stride, lines, len, k): (*mut E, isize, usize, usize, usize),
+    beta: E,
+    weight: impl Fn(isize, isize) -> E,
+    source: impl Fn(isize) -> *const E,
+) {
+    for l in 0..lines as isize {
+        // SAFETY: the caller vouches for the line's `len` elements.
+        let line = unsafe {
+            let start = c.offset(l * stride);
+            if beta == E::ZERO {
+                std::ptr::write_bytes(start, 0, len);
+            }
+            std::slice::from_raw_parts_mut(start, len)
+        };
+        if beta != E::ZERO {
+            line.iter_mut().for_each(|v| *v *= beta);
+        }
+        for p in 0..k as isize {
+            // SAFETY: as above, for the source line and the weight.
+            let (w, src) = unsafe { (weight(l, p), std::slice::from_raw_parts(source(p), len)) };
+            line.iter_mut().zip(src).for_each(|(c, &s)| *c += w * s);
+        }
+    }
+}
+
 /// C = alpha op(A) op(B) + beta C by plain loops, for tiny products (a 2-8-1 network's layers).
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_tiny<E: Float>(
@@ -184,63 +220,32 @@ unsafe fn gemm_tiny<E: Float>(
     (rsc, csc): (isize, isize),
 ) {
     if csb == 1 && csc == 1 && n > 1 {
-        // Rows of B and C are contiguous: C's row i is a sum of B's rows weighted by A's row i,
-        // a loop over contiguous rows that vectorizes.
-        for i in 0..m as isize {
-            // SAFETY: row i of C holds n contiguous elements (csc == 1). As BLAS: with beta = 0,
-            // C is not read (it may be uninitialized), so it is zeroed through the pointer before
-            // a slice is made of it (all-zero bits are 0.0).
-            let c = unsafe {
-                let row = block.c.offset(i * rsc);
-                if beta == E::ZERO {
-                    std::ptr::write_bytes(row, 0, n);
-                }
-                std::slice::from_raw_parts_mut(row, n)
-            };
-            if beta != E::ZERO {
-                c.iter_mut().for_each(|v| *v *= beta);
-            }
-            for p in 0..k as isize {
-                // SAFETY: i < m, p < k index inside A; row p of B holds n contiguous elements.
-                let (a, b) = unsafe {
-                    (
-                        alpha * *block.a.offset(i * rsa + p * csa),
-                        std::slice::from_raw_parts(block.b.offset(p * rsb), n),
-                    )
-                };
-                c.iter_mut().zip(b).for_each(|(c, &b)| *c += a * b);
-            }
-        }
+        // Rows of B and C are contiguous: C's row i is a sum of B's rows weighted by A's row i.
+        // SAFETY: row i of C (n elements from c + i rsc) and row p of B (from b + p rsb) are
+        // contiguous (csc == csb == 1); A's element (i, p) lies inside A.
+        unsafe {
+            accumulate_lines(
+                (block.c, rsc, m, n, k),
+                beta,
+                |i, p| alpha * *block.a.offset(i * rsa + p * csa),
+                |p| block.b.offset(p * rsb),
+            )
+        };
         return;
     }
     if rsa == 1 && rsc == 1 && m > 1 {
         // Columns of op(A) and of C are contiguous (A read transposed, C one column wide): C's
         // column j is a sum of A's columns weighted by B's column j.
-        for j in 0..n as isize {
-            // SAFETY: column j of C holds m contiguous elements (rsc == 1); zeroed through the
-            // pointer first when beta = 0, as above.
-            let c = unsafe {
-                let col = block.c.offset(j * csc);
-                if beta == E::ZERO {
-                    std::ptr::write_bytes(col, 0, m);
-                }
-                std::slice::from_raw_parts_mut(col, m)
-            };
-            if beta != E::ZERO {
-                c.iter_mut().for_each(|v| *v *= beta);
-            }
-            for p in 0..k as isize {
-                // SAFETY: p < k, j < n index inside B; column p of op(A) holds m contiguous
-                // elements (rsa == 1).
-                let (b, a) = unsafe {
-                    (
-                        alpha * *block.b.offset(p * rsb + j * csb),
-                        std::slice::from_raw_parts(block.a.offset(p * csa), m),
-                    )
-                };
-                c.iter_mut().zip(a).for_each(|(c, &a)| *c += b * a);
-            }
-        }
+        // SAFETY: column j of C (m elements from c + j csc) and column p of op(A) (from
+        // a + p csa) are contiguous (rsc == rsa == 1); B's element (p, j) lies inside B.
+        unsafe {
+            accumulate_lines(
+                (block.c, csc, n, m, k),
+                beta,
+                |j, p| alpha * *block.b.offset(p * rsb + j * csb),
+                |p| block.a.offset(p * csa),
+            )
+        };
         return;
     }
     for i in 0..m as isize {
