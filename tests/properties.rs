@@ -45,6 +45,13 @@ fn run<'t>(
     for &(op, i, j) in steps {
         let a = pool[i % pool.len()];
         let b = pool[j % pool.len()];
+        // A reduction earlier in the program may have left `b` a shape that does not broadcast
+        // with `a`; the binary ops then combine `a` with itself.
+        let b = if tapegrad::tensor::broadcast_shape("pick", &a.shape(), &b.shape()).is_ok() {
+            b
+        } else {
+            a
+        };
         let positive = |v: Var<'t, f64>| v.softplus() + 0.5;
         let next = match op % 16 {
             0 => a.add(b)?,
