@@ -59,7 +59,7 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Shape {
 
 /// Visits every element of the broadcast of `a` and `b` in row-major order of `out`.
 #[inline]
-fn zip_broadcast<E: Float>(
+pub(crate) fn zip_broadcast<E: Float>(
     out: &[usize],
     a: &Tensor<E>,
     b: &Tensor<E>,
@@ -157,7 +157,7 @@ impl<E: Float> Tensor<E> {
         let parts: SmallVec<[_; 8]> = (0..threads).map(part).collect();
         let jobs: SmallVec<[&(dyn Fn() + Sync); 8]> =
             parts.iter().map(|p| p as &(dyn Fn() + Sync)).collect();
-        crate::workers::run(&jobs);
+        crate::workers::run_parallel(&jobs);
         // SAFETY: the parts wrote all n elements.
         unsafe { buf.set_len(n) };
         Tensor::from_parts(Storage::from_vec(buf), crate::tensor::shape_of(&self.shape))

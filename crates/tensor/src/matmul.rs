@@ -162,7 +162,7 @@ struct Block<E> {
 }
 
 // SAFETY: each thread receives pointers to a disjoint block of C and reads A and B only;
-// `workers::run` returns only after every block is done, before the borrows the pointers came
+// `workers::run_parallel` returns only after every block is done, before the borrows the pointers came
 // from end.
 unsafe impl<E: Send> Send for Block<E> {}
 // SAFETY: as above; a block is only read (its pointers copied) from several threads.
@@ -362,7 +362,7 @@ unsafe fn gemm_blocks<E: Float>(
         .map(|&(blk, bm, bn)| Box::new(move || run(blk, bm, bn)) as Box<dyn Fn() + Sync + '_>)
         .collect();
     let refs: Vec<&(dyn Fn() + Sync)> = jobs.iter().map(|j| j.as_ref()).collect();
-    crate::workers::run(&refs);
+    crate::workers::run_parallel(&refs);
 }
 
 /// C = alpha op(A) op(B) + beta C for every batch, into the `len` elements at `c`.

@@ -80,7 +80,10 @@ impl<E: Float> Tensor<E> {
             };
             return Ok(Tensor::from_parts(data, crate::tensor::shape_of(shape)));
         }
-        Tensor::zeros(shape).zip_with(self, "broadcast_to", |_, b| b)
+        // Otherwise the broadcasting walk with this tensor on both sides (no zero tensor to
+        // combine with).
+        let data = crate::elementwise::zip_broadcast(&out, self, self, |v, _| v);
+        Ok(Tensor::from_parts(data, out))
     }
 
     /// Joins tensors along `axis`; all other axes must agree.

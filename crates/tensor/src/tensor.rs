@@ -276,16 +276,6 @@ impl<E: Float> Tensor<E> {
         E::DTYPE
     }
 
-    /// The value of a rank-0 tensor (shape `[]`), or `None` for any other rank.
-    #[inline]
-    pub fn rank0(&self) -> Option<E> {
-        if self.shape.is_empty() {
-            self.data.first().copied()
-        } else {
-            None
-        }
-    }
-
     /// The element of a one-element tensor, or `None`: one length check, for hot scalar paths
     /// (see [`Tensor::item`] for an error that names the shape).
     #[inline]

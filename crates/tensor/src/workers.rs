@@ -87,12 +87,6 @@ fn worker_loop(w: &Worker) {
 /// assert_eq!(hits.load(Ordering::Relaxed), 3);
 /// ```
 pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
-    run(jobs)
-}
-
-/// Runs every job, the first on the calling thread and the others on workers, and returns when
-/// all are done.
-pub(crate) fn run(jobs: &[&(dyn Fn() + Sync)]) {
     let Some((first, rest)) = jobs.split_first() else {
         return;
     };

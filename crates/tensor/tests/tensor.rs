@@ -195,6 +195,14 @@ fn broadcast_values_follow_numpy() {
     );
     let bt = row.broadcast_to(&[2, 3]).unwrap();
     assert_eq!(bt.to_vec(), vec![10.0, 20.0, 30.0, 10.0, 20.0, 30.0]);
+    // A column broadcast across columns takes the general walk, not the repeated-row copy.
+    let col = Tensor::<f32>::from_vec(vec![1.0, 2.0, 3.0], &[3, 1]).unwrap();
+    let wide = col.broadcast_to(&[2, 3, 2]).unwrap();
+    assert_eq!(wide.shape(), &[2, 3, 2]);
+    assert_eq!(
+        wide.to_vec(),
+        vec![1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 1.0, 1.0, 2.0, 2.0, 3.0, 3.0]
+    );
     assert!(matches!(
         row.broadcast_to(&[3, 2]),
         Err(TensorError::Broadcast { .. })
