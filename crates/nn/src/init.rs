@@ -51,6 +51,11 @@ impl Init {
     }
 
     /// A tensor of `shape` filled by this rule for a layer with the given fan-in and fan-out.
+    ///
+    /// # Panics
+    ///
+    /// Where [`Init::try_tensor`] returns an error.
+    #[track_caller]
     pub fn tensor<E: Float, R: Rng + ?Sized>(
         &self,
         shape: &[usize],
@@ -58,23 +63,43 @@ impl Init {
         fan_out: usize,
         rng: &mut R,
     ) -> Tensor<E> {
+        self.try_tensor(shape, fan_in, fan_out, rng)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// [`Init::tensor`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// [`tapegrad_tensor::TensorError::TooLarge`] when the shape's element count overflows and
+    /// [`tapegrad_tensor::TensorError::Alloc`] naming the shape and bytes when the memory cannot
+    /// be had.
+    pub fn try_tensor<E: Float, R: Rng + ?Sized>(
+        &self,
+        shape: &[usize],
+        fan_in: usize,
+        fan_out: usize,
+        rng: &mut R,
+    ) -> tapegrad_tensor::Result<Tensor<E>> {
         let f = |v: f64| E::from_f64(v);
         let (fi, fo) = (fan_in.max(1) as f64, fan_out.max(1) as f64);
         match *self {
-            Init::Zeros => Tensor::zeros(shape),
-            Init::Constant(c) => Tensor::full(shape, f(c)),
-            Init::Uniform { low, high } => Tensor::rand_uniform(shape, f(low), f(high), rng),
-            Init::Normal { mean, std } => Tensor::randn(shape, f(mean), f(std), rng),
+            Init::Zeros => Tensor::try_zeros(shape),
+            Init::Constant(c) => Tensor::try_full(shape, f(c)),
+            Init::Uniform { low, high } => Tensor::try_rand_uniform(shape, f(low), f(high), rng),
+            Init::Normal { mean, std } => Tensor::try_randn(shape, f(mean), f(std), rng),
             Init::XavierUniform => {
                 let a = (6.0 / (fi + fo)).sqrt();
-                Tensor::rand_uniform(shape, f(-a), f(a), rng)
+                Tensor::try_rand_uniform(shape, f(-a), f(a), rng)
             }
-            Init::XavierNormal => Tensor::randn(shape, E::ZERO, f((2.0 / (fi + fo)).sqrt()), rng),
+            Init::XavierNormal => {
+                Tensor::try_randn(shape, E::ZERO, f((2.0 / (fi + fo)).sqrt()), rng)
+            }
             Init::HeUniform => {
                 let a = (6.0 / fi).sqrt();
-                Tensor::rand_uniform(shape, f(-a), f(a), rng)
+                Tensor::try_rand_uniform(shape, f(-a), f(a), rng)
             }
-            Init::HeNormal => Tensor::randn(shape, E::ZERO, f((2.0 / fi).sqrt()), rng),
+            Init::HeNormal => Tensor::try_randn(shape, E::ZERO, f((2.0 / fi).sqrt()), rng),
         }
     }
 }

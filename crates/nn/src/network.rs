@@ -411,15 +411,16 @@ impl<E: Float> Network<E> {
                 op,
                 reason: format!("an input of {name:?} is not a node of this network"),
             })?;
-            fan_in += node.width;
+            fan_in = usize::checked_add(fan_in, node.width).ok_or_else(|| NnError::Node {
+                op,
+                reason: format!("the inputs of {name:?} are wider than usize::MAX"),
+            })?;
         }
-        let weight = self.params.insert(
-            format!("{name}.weight"),
-            init.tensor(&[fan_in, units], fan_in, units, rng),
-        );
-        let bias = self
-            .params
-            .insert(format!("{name}.bias"), Tensor::zeros(&[units]));
+        // Both tensors first: a refused size leaves the network as it was.
+        let w = init.try_tensor(&[fan_in, units], fan_in, units, rng)?;
+        let b = Tensor::try_zeros(&[units])?;
+        let weight = self.params.insert(format!("{name}.weight"), w);
+        let bias = self.params.insert(format!("{name}.bias"), b);
         let kind = if neuron {
             NodeKind::Neuron {
                 weight,

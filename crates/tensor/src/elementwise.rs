@@ -12,7 +12,8 @@ use crate::tensor::{Shape, Storage, Tensor, collect_storage, contiguous_strides}
 /// # Errors
 ///
 /// [`TensorError::Broadcast`] naming `op` and both shapes when some aligned axis differs and
-/// neither size is 1.
+/// neither size is 1; [`TensorError::TooLarge`] when the broadcast shape's element count
+/// overflows.
 pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Shape> {
     let rank = lhs.len().max(rhs.len());
     let mut out: Shape = SmallVec::from_elem(0, rank);
@@ -39,6 +40,7 @@ pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result
             });
         };
     }
+    crate::tensor::checked_numel(op, &out)?;
     Ok(out)
 }
 
@@ -60,16 +62,18 @@ pub(crate) fn broadcast_strides(shape: &[usize], out: &[usize]) -> Shape {
 /// Visits every element of the broadcast of `a` and `b` in row-major order of `out`.
 #[inline]
 pub(crate) fn zip_broadcast<E: Float>(
+    op: &'static str,
     out: &[usize],
     a: &Tensor<E>,
     b: &Tensor<E>,
     mut f: impl FnMut(E, E) -> E,
-) -> Storage<E> {
-    let n = crate::tensor::numel(out);
+) -> Result<Storage<E>> {
+    let n = crate::tensor::checked_numel(op, out)?;
     if n == 0 {
-        return Storage::new();
+        return Ok(Storage::new());
     }
-    let mut data: Vec<E> = pool::take(n);
+    // The broadcast of two operands can be far larger than either: a fallible allocation.
+    let mut data: Vec<E> = pool::try_take(n, op, out)?;
     let sa = broadcast_strides(&a.shape, out);
     let sb = broadcast_strides(&b.shape, out);
     let rank = out.len();
@@ -110,7 +114,7 @@ pub(crate) fn zip_broadcast<E: Float>(
             idx[d] = 0;
         }
     }
-    Storage::from_vec(data)
+    Ok(Storage::from_vec(data))
 }
 
 impl<E: Float> Tensor<E> {
@@ -215,7 +219,7 @@ impl<E: Float> Tensor<E> {
             return Ok(other.map(|b| f(a, b)));
         }
         let out = broadcast_shape(op, &self.shape, &other.shape)?;
-        let data = zip_broadcast(&out, self, other, f);
+        let data = zip_broadcast(op, &out, self, other, f)?;
         Ok(Tensor::from_parts(data, out))
     }
 
@@ -245,7 +249,7 @@ impl<E: Float> Tensor<E> {
                 rhs: other.shape.to_vec(),
             });
         }
-        let data = zip_broadcast(&out, self, other, f);
+        let data = zip_broadcast(op, &out, self, other, f)?;
         let old = std::mem::replace(&mut self.data, data);
         if old.spilled() {
             pool::give(old.into_vec());

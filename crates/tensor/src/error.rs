@@ -79,6 +79,25 @@ pub enum TensorError {
         /// The shape given.
         shape: Vec<usize>,
     },
+    /// A shape whose element count does not fit the address space: the product of its sizes
+    /// (zero sizes aside) overflows, or exceeds `isize::MAX`.
+    #[error("shape {shape:?} in {op} is too large: the product of its sizes overflows")]
+    TooLarge {
+        /// The operation.
+        op: &'static str,
+        /// The shape requested.
+        shape: Vec<usize>,
+    },
+    /// The memory for a result could not be allocated (the allocator refused it).
+    #[error("cannot allocate {bytes} bytes for shape {shape:?} in {op}")]
+    Alloc {
+        /// The operation.
+        op: &'static str,
+        /// The shape of the result.
+        shape: Vec<usize>,
+        /// The bytes requested.
+        bytes: u128,
+    },
     /// Any other invalid argument, described in words.
     #[error("invalid argument in {op}: {reason}")]
     Invalid {

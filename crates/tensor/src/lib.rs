@@ -55,5 +55,5 @@ pub use error::{Result, TensorError};
 pub use float::Float;
 pub use matmul::{Transpose, gemm_into, num_threads, set_num_threads};
 pub use pool::{pooled_bytes, release_buffers};
-pub use tensor::{Shape, Tensor, contiguous_strides, numel};
+pub use tensor::{Shape, Tensor, checked_numel, contiguous_strides, numel};
 pub use workers::run_parallel;

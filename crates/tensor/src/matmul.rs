@@ -115,11 +115,14 @@ fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -
         });
     }
     let batch = va.batch.max(vb.batch);
-    Ok(if a.rank() == 3 || b.rank() == 3 {
+    let shape: Shape = if a.rank() == 3 || b.rank() == 3 {
         SmallVec::from_slice(&[batch, va.rows, vb.cols])
     } else {
         SmallVec::from_slice(&[va.rows, vb.cols])
-    })
+    };
+    // Zero-size operands can name sizes whose product (the result) cannot exist.
+    crate::tensor::checked_numel("matmul", &shape)?;
+    Ok(shape)
 }
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -492,9 +495,10 @@ impl<E: Float> Tensor<E> {
     pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
         let shape = product_shape(self, &va, other, &vb)?;
-        let n: usize = shape.iter().product();
+        let n = crate::tensor::numel(&shape);
         let data: Storage<E> = if va.cols == 0 || n <= 4 {
-            let mut small: Storage<E> = SmallVec::from_elem(E::ZERO, n);
+            let mut small: Storage<E> =
+                crate::tensor::try_storage_filled(E::ZERO, n, "matmul", &shape)?;
             // SAFETY: `small` holds n initialized elements of its own.
             unsafe {
                 run_gemm(
@@ -511,7 +515,9 @@ impl<E: Float> Tensor<E> {
         } else {
             // With beta = 0 the kernel writes every element of C without reading it, so the
             // output is not zero-filled first.
-            let mut buf: Vec<E> = crate::pool::take(n);
+            // The result can be far larger than either operand ([n, 1] x [1, n]): a fallible
+            // allocation.
+            let mut buf: Vec<E> = crate::pool::try_take(n, "matmul", &shape)?;
             let spare = buf.spare_capacity_mut();
             // SAFETY: `spare` has room for n elements, none of which is read: with beta = 0 and
             // k > 0, run_gemm writes all of them through the pointer.

@@ -4,6 +4,8 @@
 
 use std::cell::RefCell;
 
+use crate::error::{Result, TensorError};
+
 /// Buffers larger than this (in bytes) go straight back to the allocator.
 const MAX_BUFFER_BYTES: usize = 64 << 20;
 /// The most bytes one thread's pool holds.
@@ -31,15 +33,15 @@ impl<E> Default for Pool<E> {
 }
 
 impl<E> Pool<E> {
-    /// An empty buffer with capacity for exactly `n` elements, reused when one is free.
-    pub(crate) fn take(&mut self, n: usize) -> Vec<E> {
+    /// A free buffer with capacity for exactly `n` elements, if the pool holds one.
+    pub(crate) fn take(&mut self, n: usize) -> Option<Vec<E>> {
         if let Ok(i) = self.free.binary_search_by_key(&n, |(size, _)| *size)
             && let Some(v) = self.free[i].1.pop()
         {
             self.bytes -= n * size_of::<E>();
-            return v;
+            return Some(v);
         }
-        Vec::with_capacity(n)
+        None
     }
 
     /// Keeps `v`'s allocation for reuse (or frees it when the pool is full).
@@ -102,8 +104,27 @@ pooled!(f32);
 pooled!(f64);
 
 /// An empty buffer with capacity for `n` elements, from this thread's pool when one is free.
+/// For sizes that existing tensors vouch for (a result no larger than an operand); sizes that
+/// come from user input go through [`try_take`].
 pub(crate) fn take<E: Pooled>(n: usize) -> Vec<E> {
-    E::with_pool(|p| p.take(n)).unwrap_or_else(|| Vec::with_capacity(n))
+    E::with_pool(|p| p.take(n))
+        .flatten()
+        .unwrap_or_else(|| Vec::with_capacity(n))
+}
+
+/// [`take`] for a size that comes from user input: the allocation is fallible, and a refusal
+/// is [`TensorError::Alloc`] naming `op`, the result's `shape` and the bytes.
+pub(crate) fn try_take<E: Pooled>(n: usize, op: &'static str, shape: &[usize]) -> Result<Vec<E>> {
+    if let Some(v) = E::with_pool(|p| p.take(n)).flatten() {
+        return Ok(v);
+    }
+    let mut v = Vec::new();
+    v.try_reserve_exact(n).map_err(|_| TensorError::Alloc {
+        op,
+        shape: shape.to_vec(),
+        bytes: n as u128 * size_of::<E>() as u128,
+    })?;
+    Ok(v)
 }
 
 /// Returns a buffer to this thread's pool.

@@ -6,21 +6,25 @@ use crate::elementwise::broadcast_shape;
 use crate::error::{Result, TensorError};
 use crate::float::Float;
 use crate::reduce::{check_axis, split_at_axis};
-use crate::tensor::{Shape, Storage, Tensor, numel, storage_filled, storage_with_capacity};
+use crate::tensor::{
+    Shape, Storage, Tensor, storage_with_capacity, try_storage_filled, try_storage_with_capacity,
+};
 
 impl<E: Float> Tensor<E> {
     /// The same elements under a new shape with the same element count.
     ///
     /// # Errors
     ///
+    /// [`TensorError::TooLarge`] for a shape whose element count overflows, and
     /// [`TensorError::DataLength`] when the element counts differ.
     pub fn reshape(&self, shape: &[usize]) -> Result<Tensor<E>> {
-        if numel(shape) != self.len() {
+        let expected = crate::tensor::checked_numel("reshape", shape)?;
+        if expected != self.len() {
             return Err(TensorError::DataLength {
                 op: "reshape",
                 len: self.len(),
                 shape: shape.to_vec(),
-                expected: numel(shape),
+                expected,
             });
         }
         Ok(Tensor::from_parts(
@@ -54,7 +58,9 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     ///
-    /// [`TensorError::Broadcast`] when this tensor's shape does not broadcast to `shape`.
+    /// [`TensorError::Broadcast`] when this tensor's shape does not broadcast to `shape`,
+    /// [`TensorError::TooLarge`] when `shape`'s element count overflows, and
+    /// [`TensorError::Alloc`] naming the shape and bytes when the memory cannot be had.
     pub fn broadcast_to(&self, shape: &[usize]) -> Result<Tensor<E>> {
         let out = broadcast_shape("broadcast_to", &self.shape, shape)?;
         if out.as_slice() != shape {
@@ -70,9 +76,9 @@ impl<E: Float> Tensor<E> {
         if shape[k..] == self.shape[..] {
             let (n, row) = (crate::tensor::numel(&shape[..k]), self.as_slice());
             let data = if let [v] = row {
-                crate::tensor::storage_filled(*v, n)
+                try_storage_filled(*v, n, "broadcast_to", shape)?
             } else {
-                let mut data = crate::tensor::storage_with_capacity(n * row.len());
+                let mut data = try_storage_with_capacity(n * row.len(), "broadcast_to", shape)?;
                 for _ in 0..n {
                     data.extend_from_slice(row);
                 }
@@ -82,7 +88,7 @@ impl<E: Float> Tensor<E> {
         }
         // Otherwise the broadcasting walk with this tensor on both sides (no zero tensor to
         // combine with).
-        let data = crate::elementwise::zip_broadcast(&out, self, self, |v, _| v);
+        let data = crate::elementwise::zip_broadcast("broadcast_to", &out, self, self, |v, _| v)?;
         Ok(Tensor::from_parts(data, out))
     }
 
@@ -114,10 +120,18 @@ impl<E: Float> Tensor<E> {
                     rhs: t.shape.to_vec(),
                 });
             }
-            shape[axis] += t.shape[axis];
+            shape[axis] = shape[axis].checked_add(t.shape[axis]).ok_or_else(|| {
+                let mut sizes = first.shape.to_vec();
+                sizes[axis] = usize::MAX;
+                TensorError::TooLarge {
+                    op: "concat",
+                    shape: sizes,
+                }
+            })?;
         }
+        let n = crate::tensor::checked_numel("concat", &shape)?;
         let (outer, _, inner) = split_at_axis(&first.shape, axis);
-        let mut data = storage_with_capacity(numel(&shape));
+        let mut data = try_storage_with_capacity(n, "concat", &shape)?;
         for o in 0..outer {
             for t in tensors {
                 let chunk = t.shape[axis] * inner;
@@ -169,7 +183,10 @@ impl<E: Float> Tensor<E> {
             });
         }
         let row = self.len() / self.shape[0].max(1);
-        let mut data = storage_with_capacity(indices.len() * row);
+        let mut shape = crate::tensor::shape_of(&self.shape);
+        shape[0] = indices.len();
+        let n = crate::tensor::checked_numel("select_rows", &shape)?;
+        let mut data = try_storage_with_capacity(n, "select_rows", &shape)?;
         for &i in indices {
             if i >= self.shape[0] {
                 return Err(TensorError::Index {
@@ -180,8 +197,6 @@ impl<E: Float> Tensor<E> {
             }
             data.extend_from_slice(&self.data[i * row..(i + 1) * row]);
         }
-        let mut shape = crate::tensor::shape_of(&self.shape);
-        shape[0] = indices.len();
         Ok(Tensor::from_parts(data, shape))
     }
 
@@ -238,7 +253,7 @@ impl<E: Float> Tensor<E> {
             });
         }
         let k = self.shape[r - 1];
-        let rows = numel(&self.shape[..r - 1]);
+        let rows = crate::tensor::numel(&self.shape[..r - 1]);
         if indices.len() != rows {
             return Err(TensorError::ShapeMismatch {
                 op: "gather",
@@ -267,9 +282,20 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     ///
-    /// [`TensorError::Index`] naming the first label `>= num_classes`.
+    /// [`TensorError::Index`] naming the first label `>= num_classes`,
+    /// [`TensorError::TooLarge`] when `[labels.len(), num_classes]` overflows, and
+    /// [`TensorError::Alloc`] naming the shape and bytes when the memory cannot be had.
     pub fn one_hot(labels: &[usize], num_classes: usize) -> Result<Tensor<E>> {
-        let mut data: Storage<E> = storage_filled(E::ZERO, labels.len() * num_classes);
+        let shape = [labels.len(), num_classes];
+        if let Some((i, &c)) = labels.iter().enumerate().find(|&(_, &c)| c >= num_classes) {
+            return Err(TensorError::Index {
+                op: "one_hot",
+                index: vec![i, c],
+                shape: shape.to_vec(),
+            });
+        }
+        let n = crate::tensor::checked_numel("one_hot", &shape)?;
+        let mut data: Storage<E> = try_storage_filled(E::ZERO, n, "one_hot", &shape)?;
         for (i, &c) in labels.iter().enumerate() {
             if c >= num_classes {
                 return Err(TensorError::Index {

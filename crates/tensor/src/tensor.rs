@@ -39,7 +39,8 @@ pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) ->
     }
 }
 
-/// Empty storage with room for `n` elements: inline up to four, else a pooled buffer.
+/// Empty storage with room for `n` elements: inline up to four, else a pooled buffer. For sizes
+/// existing tensors vouch for; see [`try_storage_with_capacity`] for sizes from user input.
 #[inline]
 pub(crate) fn storage_with_capacity<E: Float>(n: usize) -> Storage<E> {
     if n <= 4 {
@@ -49,7 +50,22 @@ pub(crate) fn storage_with_capacity<E: Float>(n: usize) -> Storage<E> {
     }
 }
 
-/// Storage of `n` copies of `value`.
+/// [`storage_with_capacity`] with a fallible allocation: an error names `op`, `shape` and the
+/// bytes.
+#[inline]
+pub(crate) fn try_storage_with_capacity<E: Float>(
+    n: usize,
+    op: &'static str,
+    shape: &[usize],
+) -> Result<Storage<E>> {
+    if n <= 4 {
+        Ok(Storage::new())
+    } else {
+        Ok(SmallVec::from_vec(crate::pool::try_take(n, op, shape)?))
+    }
+}
+
+/// Storage of `n` copies of `value`, for sizes existing tensors vouch for.
 #[inline]
 pub(crate) fn storage_filled<E: Float>(value: E, n: usize) -> Storage<E> {
     if n <= 4 {
@@ -59,6 +75,31 @@ pub(crate) fn storage_filled<E: Float>(value: E, n: usize) -> Storage<E> {
         v.resize(n, value);
         SmallVec::from_vec(v)
     }
+}
+
+/// [`storage_filled`] with a fallible allocation.
+#[inline]
+pub(crate) fn try_storage_filled<E: Float>(
+    value: E,
+    n: usize,
+    op: &'static str,
+    shape: &[usize],
+) -> Result<Storage<E>> {
+    let mut data = try_storage_with_capacity(n, op, shape)?;
+    if n <= 4 {
+        data.extend(std::iter::repeat_n(value, n));
+    } else {
+        // The capacity is reserved: no allocation here.
+        data.resize(n, value);
+    }
+    Ok(data)
+}
+
+/// Unwraps the result of a constructor that has no `Result` to return its error in: the
+/// documented panic of [`Tensor::zeros`] and the like (never an abort).
+#[track_caller]
+fn or_panic<T>(r: Result<T>) -> T {
+    r.unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// A dense, row-major tensor of `f32` (the default) or `f64` of any rank, including 0 (scalars).
@@ -103,8 +144,52 @@ impl<E: Float> Drop for Tensor<E> {
 }
 
 /// The number of elements of a shape (1 for rank 0).
+///
+/// # Panics
+///
+/// When the shape is too large to exist (see [`checked_numel`]); every shape of an existing
+/// tensor is fine.
 pub fn numel(shape: &[usize]) -> usize {
-    shape.iter().product()
+    or_panic(checked_numel("numel", shape))
+}
+
+/// The number of elements of a shape, checked: [`TensorError::TooLarge`] naming `op` and the
+/// shape when the product of its nonzero sizes overflows or exceeds `isize::MAX` (no buffer
+/// that large can exist, and the row-major strides of such a shape would overflow too, even
+/// when another size is zero).
+///
+/// ```
+/// use tapegrad_tensor::checked_numel;
+/// assert_eq!(checked_numel("zeros", &[2, 3])?, 6);
+/// assert_eq!(checked_numel("zeros", &[0, 1 << 40])?, 0);
+/// let err = checked_numel("zeros", &[1 << 32, 1 << 32]).unwrap_err();
+/// assert_eq!(
+///     err.to_string(),
+///     "shape [4294967296, 4294967296] in zeros is too large: the product of its sizes overflows"
+/// );
+/// # Ok::<(), tapegrad_tensor::TensorError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`TensorError::TooLarge`] as above.
+#[inline]
+pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
+    let mut product = 1usize;
+    let mut empty = false;
+    for &d in shape {
+        empty |= d == 0;
+        product = match product.checked_mul(d.max(1)) {
+            Some(p) if p <= isize::MAX as usize => p,
+            _ => {
+                return Err(TensorError::TooLarge {
+                    op,
+                    shape: shape.to_vec(),
+                });
+            }
+        };
+    }
+    Ok(if empty { 0 } else { product })
 }
 
 impl<E: Float> Tensor<E> {
@@ -121,9 +206,10 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     ///
+    /// [`TensorError::TooLarge`] for a shape whose element count overflows, and
     /// [`TensorError::DataLength`] when `data.len()` is not the product of `shape`.
     pub fn from_vec(data: Vec<E>, shape: &[usize]) -> Result<Self> {
-        let expected = numel(shape);
+        let expected = checked_numel("from_vec", shape)?;
         if data.len() != expected {
             return Err(TensorError::DataLength {
                 op: "from_vec",
@@ -139,9 +225,9 @@ impl<E: Float> Tensor<E> {
     ///
     /// # Errors
     ///
-    /// [`TensorError::DataLength`] when `data.len()` is not the product of `shape`.
+    /// As [`Tensor::from_vec`].
     pub fn from_slice(data: &[E], shape: &[usize]) -> Result<Self> {
-        let expected = numel(shape);
+        let expected = checked_numel("from_slice", shape)?;
         if data.len() != expected {
             return Err(TensorError::DataLength {
                 op: "from_slice",
@@ -155,8 +241,26 @@ impl<E: Float> Tensor<E> {
 
     /// A tensor of `shape` whose element at flat (row-major) index `i` is `f(i)`; its buffer
     /// comes from the thread's pool when one of that size is free.
+    ///
+    /// # Panics
+    ///
+    /// Where [`Tensor::try_from_fn`] returns an error.
+    #[track_caller]
     pub fn from_fn(shape: &[usize], f: impl FnMut(usize) -> E) -> Self {
-        Self::from_parts(collect_storage((0..numel(shape)).map(f)), shape_of(shape))
+        or_panic(Self::try_from_fn(shape, f))
+    }
+
+    /// [`Tensor::from_fn`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::TooLarge`] when the shape's element count overflows and
+    /// [`TensorError::Alloc`] naming the shape and bytes when the memory cannot be had.
+    pub fn try_from_fn(shape: &[usize], f: impl FnMut(usize) -> E) -> Result<Self> {
+        let n = checked_numel("from_fn", shape)?;
+        let mut data = try_storage_with_capacity(n, "from_fn", shape)?;
+        data.extend((0..n).map(f));
+        Ok(Self::from_parts(data, shape_of(shape)))
     }
 
     /// A rank-0 tensor holding one value (no heap allocation).
@@ -170,7 +274,13 @@ impl<E: Float> Tensor<E> {
     }
 
     /// A tensor of the given shape with every element `value`.
+    ///
+    /// # Panics
+    ///
+    /// Where [`Tensor::try_full`] returns an error: a shape whose element count overflows, or
+    /// memory the allocator refuses (a panic naming the shape and bytes, never an abort).
     #[inline]
+    #[track_caller]
     pub fn full(shape: &[usize], value: E) -> Self {
         if shape.len() <= 4 && shape.iter().all(|&d| d == 1) {
             let mut data = Storage::new();
@@ -180,46 +290,153 @@ impl<E: Float> Tensor<E> {
                 data,
             };
         }
-        Self::from_parts(storage_filled(value, numel(shape)), shape_of(shape))
+        or_panic(Self::try_full_op("full", shape, value))
+    }
+
+    /// [`Tensor::full`], with an error instead of a panic.
+    ///
+    /// ```
+    /// use tapegrad_tensor::{Tensor, TensorError};
+    /// assert_eq!(Tensor::<f32>::try_full(&[2], 1.5)?.to_vec(), vec![1.5, 1.5]);
+    /// // 2^20 x 2^20 f32 elements are 4 TiB: refused, not an abort.
+    /// let err = Tensor::<f32>::try_full(&[1 << 20, 1 << 20], 0.0).unwrap_err();
+    /// assert!(matches!(err, TensorError::Alloc { bytes: 4398046511104, .. }), "{err}");
+    /// # Ok::<(), TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::TooLarge`] when the shape's element count overflows and
+    /// [`TensorError::Alloc`] naming the shape and bytes when the memory cannot be had.
+    pub fn try_full(shape: &[usize], value: E) -> Result<Self> {
+        Self::try_full_op("full", shape, value)
+    }
+
+    fn try_full_op(op: &'static str, shape: &[usize], value: E) -> Result<Self> {
+        let n = checked_numel(op, shape)?;
+        Ok(Self::from_parts(
+            try_storage_filled(value, n, op, shape)?,
+            shape_of(shape),
+        ))
     }
 
     /// A tensor of zeros.
+    ///
+    /// # Panics
+    ///
+    /// As [`Tensor::full`]; [`Tensor::try_zeros`] returns an error instead.
+    #[track_caller]
     pub fn zeros(shape: &[usize]) -> Self {
         Self::full(shape, E::ZERO)
     }
 
+    /// [`Tensor::zeros`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::try_full`].
+    pub fn try_zeros(shape: &[usize]) -> Result<Self> {
+        Self::try_full_op("zeros", shape, E::ZERO)
+    }
+
     /// A tensor of ones.
+    ///
+    /// # Panics
+    ///
+    /// As [`Tensor::full`]; [`Tensor::try_ones`] returns an error instead.
+    #[track_caller]
     pub fn ones(shape: &[usize]) -> Self {
         Self::full(shape, E::ONE)
     }
 
+    /// [`Tensor::ones`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::try_full`].
+    pub fn try_ones(shape: &[usize]) -> Result<Self> {
+        Self::try_full_op("ones", shape, E::ONE)
+    }
+
     /// The `n x n` identity matrix.
+    ///
+    /// # Panics
+    ///
+    /// As [`Tensor::full`]; [`Tensor::try_eye`] returns an error instead.
+    #[track_caller]
     pub fn eye(n: usize) -> Self {
-        let mut t = Self::zeros(&[n, n]);
+        or_panic(Self::try_eye(n))
+    }
+
+    /// [`Tensor::eye`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::try_full`].
+    pub fn try_eye(n: usize) -> Result<Self> {
+        let mut t = Self::try_full_op("eye", &[n, n], E::ZERO)?;
         for i in 0..n {
             t.data[i * n + i] = E::ONE;
         }
-        t
+        Ok(t)
     }
 
     /// A tensor of values drawn uniformly from `[low, high)`.
     ///
     /// The same seed gives the same tensor on every run and machine: values are drawn in f64 from
     /// the generator's 53-bit uniform stream, then converted.
+    ///
+    /// # Panics
+    ///
+    /// As [`Tensor::full`]; [`Tensor::try_rand_uniform`] returns an error instead.
+    #[track_caller]
     pub fn rand_uniform<R: Rng + ?Sized>(shape: &[usize], low: E, high: E, rng: &mut R) -> Self {
+        or_panic(Self::try_rand_uniform(shape, low, high, rng))
+    }
+
+    /// [`Tensor::rand_uniform`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::try_full`].
+    pub fn try_rand_uniform<R: Rng + ?Sized>(
+        shape: &[usize],
+        low: E,
+        high: E,
+        rng: &mut R,
+    ) -> Result<Self> {
         let (lo, hi) = (low.to_f64(), high.to_f64());
-        let data = collect_storage(
-            (0..numel(shape)).map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>())),
-        );
-        Self::from_parts(data, shape_of(shape))
+        let n = checked_numel("rand_uniform", shape)?;
+        let mut data = try_storage_with_capacity(n, "rand_uniform", shape)?;
+        data.extend((0..n).map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>())));
+        Ok(Self::from_parts(data, shape_of(shape)))
     }
 
     /// A tensor of values drawn from a normal distribution with the given mean and standard
     /// deviation (Box-Muller on the generator's f64 stream, so it is reproducible for a seed).
+    ///
+    /// # Panics
+    ///
+    /// As [`Tensor::full`]; [`Tensor::try_randn`] returns an error instead.
+    #[track_caller]
     pub fn randn<R: Rng + ?Sized>(shape: &[usize], mean: E, std: E, rng: &mut R) -> Self {
+        or_panic(Self::try_randn(shape, mean, std, rng))
+    }
+
+    /// [`Tensor::randn`], with an error instead of a panic.
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::try_full`].
+    pub fn try_randn<R: Rng + ?Sized>(
+        shape: &[usize],
+        mean: E,
+        std: E,
+        rng: &mut R,
+    ) -> Result<Self> {
         let (mu, sigma) = (mean.to_f64(), std.to_f64());
-        let n = numel(shape);
-        let mut data = storage_with_capacity(n);
+        let n = checked_numel("randn", shape)?;
+        let mut data = try_storage_with_capacity(n, "randn", shape)?;
         while data.len() < n {
             let (z0, z1) = standard_normal_pair(rng);
             data.push(E::from_f64(mu + sigma * z0));
@@ -227,7 +444,7 @@ impl<E: Float> Tensor<E> {
                 data.push(E::from_f64(mu + sigma * z1));
             }
         }
-        Self::from_parts(data, shape_of(shape))
+        Ok(Self::from_parts(data, shape_of(shape)))
     }
 
     /// The size of each axis.
