@@ -4,22 +4,26 @@
 //! written, flushed to disk and renamed over the old checkpoint, so a failed or interrupted save
 //! leaves the previous checkpoint intact.
 
-use std::collections::HashMap;
-use std::fs::File;
+use std::collections::{HashMap, HashSet};
+use std::fs::{File, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{NnError, Result};
 use crate::network::Network;
-use crate::optim::{Optimizer, OptimizerKind};
+use crate::optim::{MAX_STEPS, Optimizer, OptimizerKind, ParamState};
 use crate::params::ParamId;
 use crate::train::TrainState;
 
 const FIRST: &str = "__optimizer.first.";
 const SECOND: &str = "__optimizer.second.";
+/// Metadata key prefix of a parameter's optimizer step count.
+const STEP: &str = "optimizer.step.";
 
 fn dtype<E: Float>() -> Dtype {
     if E::DTYPE == "f32" {
@@ -60,11 +64,84 @@ fn from_view<E: Float>(view: &TensorView<'_>) -> Result<Tensor<E>, String> {
 /// Writes `bytes` to `path` atomically: a temporary file beside it, flushed and synced, then
 /// renamed over `path`. On any failure the temporary file is removed and `path` is untouched.
 ///
+/// Each save writes its own temporary file (named after the process, a per-process counter and a
+/// short hash of the file name, so it stays short for any file name), so saves to one path from
+/// several threads or processes each land whole or fail cleanly, and a reader of `path` only
+/// ever sees a complete old or new file. A save first removes the temporary files that earlier
+/// saves to the same path left behind when their process was killed.
+///
 /// # Errors
 ///
 /// [`NnError::Io`] naming the file that could not be written.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic_with(path, bytes, |file, bytes| file.write_all(bytes))
+}
+
+/// The temporary files of this process's saves in progress: a save never removes these.
+fn active_temps() -> &'static Mutex<HashSet<PathBuf>> {
+    static ACTIVE: OnceLock<Mutex<HashSet<PathBuf>>> = OnceLock::new();
+    ACTIVE.get_or_init(Default::default)
+}
+
+/// The start of every temporary file name for saves to the file `name`: a dot, up to 32 bytes
+/// of the name, and a 64-bit FNV-1a hash of the whole name (so two long names that share 32
+/// bytes do not share temporary files).
+fn temp_stem(name: &str) -> String {
+    let mut cut = name.len().min(32);
+    while !name.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let hash = name.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    });
+    format!(".{}.{hash:016x}.", &name[..cut])
+}
+
+/// Whether the process `pid` is alive (Linux: it has a `/proc` entry). Where that cannot be
+/// told, every other process counts as alive, so its files are left alone.
+fn process_alive(pid: u32) -> bool {
+    if !Path::new("/proc/self").exists() {
+        return true;
+    }
+    Path::new(&format!("/proc/{pid}")).exists()
+}
+
+/// Removes the temporary files of saves to `name` in `dir` whose writer is gone: another
+/// process that no longer runs, or this process with no save of that file in progress. Also
+/// removes the older `.NAME.tmp-PID` files of dead processes.
+fn remove_stale_temps(dir: &Path, name: &str, stem: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let old_stem = format!(".{name}.tmp-");
+    let me = std::process::id();
+    for entry in entries.flatten() {
+        let file = entry.file_name();
+        let Some(file) = file.to_str() else { continue };
+        let pid = if let Some(rest) = file.strip_prefix(stem) {
+            // STEM PID.SEQ.tmp
+            rest.strip_suffix(".tmp")
+                .and_then(|r| r.split_once('.'))
+                .and_then(|(pid, seq)| seq.parse::<u64>().ok().and(pid.parse::<u32>().ok()))
+        } else if let Some(rest) = file.strip_prefix(&old_stem) {
+            rest.parse::<u32>().ok()
+        } else {
+            None
+        };
+        let Some(pid) = pid else { continue };
+        let path = entry.path();
+        let stale = if pid == me {
+            !active_temps()
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .contains(&path)
+        } else {
+            !process_alive(pid)
+        };
+        if stale {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
 }
 
 /// [`write_atomic`] with the write itself supplied, so tests can fail it part-way.
@@ -73,21 +150,33 @@ fn write_atomic_with(
     bytes: &[u8],
     write: impl FnOnce(&mut File, &[u8]) -> std::io::Result<()>,
 ) -> Result<()> {
+    static SEQ: AtomicU64 = AtomicU64::new(0);
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| NnError::Io { path: p, source }
     };
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => std::path::PathBuf::from("."),
+        _ => PathBuf::from("."),
     };
     let name = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| "checkpoint".into());
-    let tmp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
+    let stem = temp_stem(&name);
+    let seq = SEQ.fetch_add(1, Ordering::Relaxed);
+    let tmp = dir.join(format!("{stem}{}.{seq}.tmp", std::process::id()));
+    active_temps()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(tmp.clone());
+    remove_stale_temps(&dir, &name, &stem);
     let result = (|| {
-        let mut file = File::create(&tmp).map_err(io(&tmp))?;
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&tmp)
+            .map_err(io(&tmp))?;
         write(&mut file, bytes).map_err(io(&tmp))?;
         file.flush().map_err(io(&tmp))?;
         file.sync_all().map_err(io(&tmp))?;
@@ -102,6 +191,10 @@ fn write_atomic_with(
     if result.is_err() {
         let _ = std::fs::remove_file(&tmp);
     }
+    active_temps()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .remove(&tmp);
     result
 }
 
@@ -164,8 +257,13 @@ pub fn save_checkpoint<E: Float>(
 ) -> Result<()> {
     let path = path.as_ref();
     let mut tensors = param_tensors(net);
+    let mut meta = HashMap::new();
     for (id, p) in net.params.iter() {
-        let (first, second) = state.optimizer.state(id);
+        let Some(st) = state.optimizer.state(id) else {
+            continue;
+        };
+        meta.insert(format!("{STEP}{}", p.name), st.step.to_string());
+        let (first, second) = (&st.first, &st.second);
         if let Some(t) = first {
             tensors.push((
                 format!("{FIRST}{}", p.name),
@@ -181,7 +279,6 @@ pub fn save_checkpoint<E: Float>(
             ));
         }
     }
-    let mut meta = HashMap::new();
     meta.insert("epoch".into(), state.epoch.to_string());
     meta.insert("shuffle_seed".into(), state.shuffle_seed.to_string());
     meta.insert("optimizer.steps".into(), state.optimizer.steps.to_string());
@@ -244,11 +341,19 @@ fn matched_params<E: Float>(
             },
         }
     }
+    // One rule for every name: a parameter of this network, or the optimizer state of one.
     for name in file.names() {
-        if !name.starts_with("__optimizer.") && net.params.find(name).is_none() {
-            problems.push(format!(
-                "unexpected tensor {name} (not a parameter of this network)"
-            ));
+        let param = name
+            .strip_prefix(FIRST)
+            .or_else(|| name.strip_prefix(SECOND))
+            .unwrap_or(name);
+        if net.params.find(param).is_none() {
+            let what = if param == name {
+                "not a parameter of this network"
+            } else {
+                "optimizer state of no parameter of this network"
+            };
+            problems.push(format!("unexpected tensor {name} ({what})"));
         }
     }
     if problems.is_empty() {
@@ -330,22 +435,105 @@ pub fn load_checkpoint<E: Float>(
             ));
         }
     };
-    let mut optimizer = Optimizer::new(kind)?;
-    optimizer.steps = parse(path, "optimizer.steps", get("optimizer.steps")?)?;
+    // A bad setting is the file's, not the caller's: name the file and the key.
+    let mut optimizer = Optimizer::new(kind).map_err(|e| match e {
+        NnError::Config { setting, reason } => checkpoint_error(
+            path,
+            format!("metadata key \"optimizer.{setting}\": {reason}"),
+        ),
+        other => other,
+    })?;
+    let step_count = |key: &str, v: &str| -> Result<u64> {
+        let n: u64 = parse(path, key, v)?;
+        if n > MAX_STEPS {
+            return Err(checkpoint_error(
+                path,
+                format!(
+                    "metadata key {key:?}: step count {n} is past 2^53 (no run takes that many)"
+                ),
+            ));
+        }
+        Ok(n)
+    };
+    optimizer.steps = step_count("optimizer.steps", get("optimizer.steps")?)?;
+    let (wants_first, wants_second) = kind.keeps();
     for (id, p) in net.params.iter() {
         let load = |prefix: &str| -> Result<Option<Tensor<E>>> {
             match file.tensor(&format!("{prefix}{}", p.name)) {
                 Err(_) => Ok(None),
                 Ok(view) if view.shape() != p.value.shape() => Err(checkpoint_error(
                     path,
-                    format!("optimizer state of {} has shape {:?}", p.name, view.shape()),
+                    format!(
+                        "tensor {prefix}{} has shape {:?}, the parameter {:?}",
+                        p.name,
+                        view.shape(),
+                        p.value.shape()
+                    ),
                 )),
-                Ok(view) => from_view::<E>(&view).map(Some).map_err(|e| {
-                    checkpoint_error(path, format!("optimizer state of {}: {e}", p.name))
-                }),
+                Ok(view) => from_view::<E>(&view)
+                    .map(Some)
+                    .map_err(|e| checkpoint_error(path, format!("tensor {prefix}{}: {e}", p.name))),
             }
         };
-        optimizer.set_state(id, load(FIRST)?, load(SECOND)?);
+        let (first, second) = (load(FIRST)?, load(SECOND)?);
+        let step_key = format!("{STEP}{}", p.name);
+        let step = match meta.get(&step_key) {
+            Some(v) => step_count(&step_key, v)?,
+            // A file without per-parameter counts: every parameter with state took every step.
+            None if first.is_some() || second.is_some() => optimizer.steps,
+            None => 0,
+        };
+        if step == 0 {
+            if let Some(prefix) = [(FIRST, &first), (SECOND, &second)]
+                .into_iter()
+                .find_map(|(prefix, t)| t.is_some().then_some(prefix))
+            {
+                return Err(checkpoint_error(
+                    path,
+                    format!(
+                        "tensor {prefix}{} is optimizer state of a parameter that took no step",
+                        p.name
+                    ),
+                ));
+            }
+            continue;
+        }
+        for (prefix, wanted, t) in [
+            (FIRST, wants_first, &first),
+            (SECOND, wants_second, &second),
+        ] {
+            if wanted && t.is_none() {
+                return Err(checkpoint_error(
+                    path,
+                    format!(
+                        "tensor {prefix}{} is missing: {} keeps it for every parameter that took a step",
+                        p.name,
+                        kind.name()
+                    ),
+                ));
+            }
+            if !wanted && t.is_some() {
+                return Err(checkpoint_error(
+                    path,
+                    format!(
+                        "tensor {prefix}{} is not state {} keeps",
+                        p.name,
+                        kind.name()
+                    ),
+                ));
+            }
+        }
+        optimizer
+            .set_state(
+                &net.params,
+                id,
+                Some(ParamState {
+                    step,
+                    first,
+                    second,
+                }),
+            )
+            .map_err(|e| checkpoint_error(path, e.to_string()))?;
     }
     let state = TrainState {
         optimizer,
@@ -385,14 +573,47 @@ mod tests {
         // No temporary file is left behind.
         let leftovers: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
         assert_eq!(leftovers.len(), 1);
-        // A process killed mid-write: a partial temporary file exists, the checkpoint is intact,
-        // and the next save replaces both.
-        let tmp = dir.join(format!(".model.safetensors.tmp-{}", std::process::id()));
-        std::fs::write(&tmp, b"half").unwrap();
+        // Processes killed mid-write leave partial temporary files (new and old naming); the
+        // checkpoint is intact and the next save removes them, and only them.
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let stem = temp_stem("model.safetensors");
+        let stale = [
+            format!("{stem}{dead}.0.tmp"),
+            format!("{stem}{dead}.17.tmp"),
+            format!("{stem}{}.99.tmp", std::process::id()),
+            format!(".model.safetensors.tmp-{dead}"),
+            format!(".model.safetensors.tmp-{}", std::process::id()),
+        ];
+        for name in &stale {
+            std::fs::write(dir.join(name), b"half").unwrap();
+        }
+        // A live process's save in progress, and another file's temporary, are left alone.
+        let live = format!("{stem}1.0.tmp");
+        let other = format!("{}{dead}.0.tmp", temp_stem("other.bin"));
+        std::fs::write(dir.join(&live), b"busy").unwrap();
+        std::fs::write(dir.join(&other), b"keep").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"first version");
         write_atomic(&path, b"third").unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"third");
-        assert!(!tmp.exists());
+        let mut left: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.starts_with('.'))
+            .collect();
+        left.sort();
+        let mut expected = vec![live.clone(), other.clone()];
+        expected.sort();
+        assert_eq!(left, expected);
+        std::fs::remove_file(dir.join(&live)).unwrap();
+        std::fs::remove_file(dir.join(&other)).unwrap();
+        // A 250-byte file name: the temporary name stays short (it used to pass 255 bytes).
+        let long = dir.join("x".repeat(250));
+        write_atomic(&long, b"long").unwrap();
+        assert_eq!(std::fs::read(&long).unwrap(), b"long");
+        assert!(temp_stem(&"x".repeat(250)).len() < 60);
+        std::fs::remove_file(&long).unwrap();
         // A folder that does not exist: an error naming the temporary file, nothing written.
         let err = write_atomic(&dir.join("no/such/dir/x"), b"x").unwrap_err();
         assert!(matches!(err, NnError::Io { .. }));

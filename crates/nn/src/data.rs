@@ -38,7 +38,8 @@ impl<E: Float> Dataset<E> {
     ///
     /// # Errors
     ///
-    /// [`NnError::Data`] when `x` is not rank 2 or the label count differs from its rows.
+    /// [`NnError::Data`] when `x` is not rank 2, the label count differs from its rows, or a
+    /// label is `usize::MAX` (one more class than that cannot be counted).
     pub fn classification(x: Tensor<E>, labels: Vec<usize>) -> Result<Self> {
         if x.rank() != 2 || x.shape()[0] != labels.len() {
             return Err(data(
@@ -46,7 +47,14 @@ impl<E: Float> Dataset<E> {
                 format!("features {:?} for {} labels", x.shape(), labels.len()),
             ));
         }
-        let num_classes = labels.iter().max().map_or(2, |m| (m + 1).max(2));
+        let largest = labels.iter().copied().max().unwrap_or(0);
+        let num_classes = largest.checked_add(1).ok_or_else(|| {
+            data(
+                "classification dataset",
+                format!("label {largest} is too large: the class count would overflow"),
+            )
+        })?;
+        let num_classes = num_classes.max(2);
         Ok(Dataset {
             x,
             y: Targets::Classes {
@@ -72,6 +80,72 @@ impl<E: Float> Dataset<E> {
             x,
             y: Targets::Values(y),
         })
+    }
+
+    /// Checks that the parts agree, as every function that consumes a dataset does first (the
+    /// fields are public, so a dataset can be built or changed by hand): features `[n, d]`, and
+    /// `n` labels each below `num_classes`, or regression targets `[n, k]`.
+    ///
+    /// ```
+    /// use tapegrad_nn::data::{Dataset, Targets};
+    /// use tapegrad_tensor::Tensor;
+    /// let mut d = Dataset::classification(Tensor::<f32>::zeros(&[3, 2]), vec![0, 1, 1])?;
+    /// assert!(d.validate().is_ok());
+    /// d.y = Targets::Classes { labels: vec![0, 1], num_classes: 2 };
+    /// assert_eq!(
+    ///     d.validate().unwrap_err().to_string(),
+    ///     "invalid data for dataset: 3 rows of features but 2 labels"
+    /// );
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`NnError::Data`] naming what disagrees.
+    pub fn validate(&self) -> Result<()> {
+        let op = "dataset";
+        if self.x.rank() != 2 {
+            return Err(data(
+                op,
+                format!(
+                    "features must have shape [rows, features], got {:?}",
+                    self.x.shape()
+                ),
+            ));
+        }
+        let n = self.x.shape()[0];
+        match &self.y {
+            Targets::Classes {
+                labels,
+                num_classes,
+            } => {
+                if labels.len() != n {
+                    return Err(data(
+                        op,
+                        format!("{n} rows of features but {} labels", labels.len()),
+                    ));
+                }
+                if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= *num_classes)
+                {
+                    return Err(data(
+                        op,
+                        format!("label {l} of row {i} is not below num_classes {num_classes}"),
+                    ));
+                }
+            }
+            Targets::Values(y) => {
+                if y.rank() != 2 || y.shape()[0] != n {
+                    return Err(data(
+                        op,
+                        format!(
+                            "{n} rows of features but targets of shape {:?} (expected [{n}, k])",
+                            y.shape()
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// The number of samples.
@@ -109,8 +183,10 @@ impl<E: Float> Dataset<E> {
     ///
     /// # Errors
     ///
-    /// When an index is past the last row.
+    /// When the dataset is inconsistent ([`Dataset::validate`]) or an index is past the last
+    /// row.
     pub fn subset(&self, indices: &[usize]) -> Result<Self> {
+        self.validate()?;
         let x = self.x.select_rows(indices)?;
         let y = match &self.y {
             Targets::Classes {
@@ -309,7 +385,18 @@ pub fn from_csv_str<E: Float>(
                 if !v.is_finite() {
                     return Err(err(line_no, c + 1, format!("{field:?} is not finite")));
                 }
-                x.push(E::from_f64(v));
+                let e = E::from_f64(v);
+                if !e.is_finite() {
+                    return Err(err(
+                        line_no,
+                        c + 1,
+                        format!(
+                            "{field:?} overflows {} (it would load as infinity)",
+                            E::DTYPE
+                        ),
+                    ));
+                }
+                x.push(e);
             }
         }
     }
@@ -499,6 +586,7 @@ pub fn train_test_split<E: Float, R: Rng + ?Sized>(
             format!("must lie in (0, 1), got {test_fraction}"),
         ));
     }
+    data.validate()?;
     if data.is_empty() {
         return Err(crate::error::data(
             "train_test_split",
@@ -507,15 +595,14 @@ pub fn train_test_split<E: Float, R: Rng + ?Sized>(
     }
     let (mut train, mut test) = (Vec::new(), Vec::new());
     let groups: Vec<Vec<usize>> = match &data.y {
-        Targets::Classes {
-            labels,
-            num_classes,
-        } => {
-            let mut g = vec![Vec::new(); *num_classes];
+        Targets::Classes { labels, .. } => {
+            // The rows of each class present, in class order: memory follows the rows, not the
+            // largest label (a label of 10^12 makes no 10^12 groups).
+            let mut g: std::collections::BTreeMap<usize, Vec<usize>> = Default::default();
             for (i, &l) in labels.iter().enumerate() {
-                g[l].push(i);
+                g.entry(l).or_default().push(i);
             }
-            g
+            g.into_values().collect()
         }
         Targets::Values(_) => vec![(0..data.len()).collect()],
     };
@@ -597,6 +684,7 @@ impl<E: Float> Standardizer<E> {
     ///
     /// As [`Standardizer::transform`].
     pub fn transform_dataset(&self, data: &Dataset<E>) -> Result<Dataset<E>> {
+        data.validate()?;
         Ok(Dataset {
             x: self.transform(&data.x)?,
             y: data.y.clone(),

@@ -42,6 +42,6 @@ pub use init::Init;
 pub use loss::Loss;
 pub use metrics::{ConfusionMatrix, accuracy};
 pub use network::{Bound, Network, Node, NodeId, NodeKind, Outputs};
-pub use optim::{Optimizer, OptimizerKind};
+pub use optim::{MAX_STEPS, Optimizer, OptimizerKind, ParamState};
 pub use params::{Param, ParamId, ParamStore};
 pub use train::{EpochStats, TrainConfig, TrainReport, TrainState, train, train_from, train_with};

@@ -5,7 +5,7 @@ use std::fmt;
 use tapegrad_autodiff::Tape;
 use tapegrad_tensor::{Float, Tensor};
 
-use crate::data::{Dataset, Targets};
+use crate::data::Dataset;
 use crate::error::{Result, data};
 use crate::loss::Loss;
 use crate::network::Network;
@@ -72,7 +72,27 @@ impl ConfusionMatrix {
                 ),
             ));
         }
-        let mut counts = vec![vec![0; num_classes]; num_classes];
+        let too_many = || {
+            data(
+                "confusion_matrix",
+                format!("cannot allocate a {num_classes} x {num_classes} matrix of counts"),
+            )
+        };
+        num_classes
+            .checked_mul(num_classes)
+            .and_then(|n| n.checked_mul(size_of::<usize>()))
+            .filter(|&b| b <= isize::MAX as usize)
+            .ok_or_else(too_many)?;
+        let mut counts: Vec<Vec<usize>> = Vec::new();
+        counts
+            .try_reserve_exact(num_classes)
+            .map_err(|_| too_many())?;
+        for _ in 0..num_classes {
+            let mut row = Vec::new();
+            row.try_reserve_exact(num_classes).map_err(|_| too_many())?;
+            row.resize(num_classes, 0);
+            counts.push(row);
+        }
         for (&p, &t) in predicted.iter().zip(labels) {
             if p >= num_classes || t >= num_classes {
                 return Err(data(
@@ -131,6 +151,7 @@ impl<E: Float> Network<E> {
                 "the dataset has regression targets, not classes",
             )
         })?;
+        crate::train::check_data(self, data, "accuracy")?;
         Ok(accuracy(&self.predict_classes(&data.x)?, labels))
     }
 
@@ -143,11 +164,12 @@ impl<E: Float> Network<E> {
         let labels = data.labels().ok_or_else(|| {
             crate::error::data("confusion_matrix", "the dataset has regression targets")
         })?;
-        let k = match data.y {
-            Targets::Classes { num_classes, .. } => num_classes,
-            Targets::Values(_) => unreachable!("labels exist"),
-        };
-        ConfusionMatrix::new(&self.predict_classes(&data.x)?, labels, k.max(2))
+        crate::train::check_data(self, data, "confusion_matrix")?;
+        // The classes the network predicts (the labels were checked to lie below them), not the
+        // dataset's `num_classes`, which a dataset built by hand can set to anything.
+        let width = self.output_width()?;
+        let k = if width == 1 { 2 } else { width };
+        ConfusionMatrix::new(&self.predict_classes(&data.x)?, labels, k)
     }
 
     /// The mean loss on a whole dataset (with [`Loss::Auto`] chosen from the output and targets).
@@ -156,6 +178,7 @@ impl<E: Float> Network<E> {
     ///
     /// When the dataset does not fit the network or the loss.
     pub fn loss(&self, data: &Dataset<E>, loss: Loss) -> Result<f64> {
+        crate::train::check_data(self, data, "loss")?;
         let tape = Tape::<E>::new();
         let x = tape.constant(data.x.clone());
         let out = tape.no_grad(|| {

@@ -15,8 +15,63 @@ use crate::init::Init;
 use crate::params::{ParamId, ParamStore};
 
 new_key_type! {
-    /// The id of one node of a [`Network`].
-    pub struct NodeId;
+    /// A node's key inside its network's slot map.
+    struct NodeKey;
+}
+
+/// The id of one node of a [`Network`], tied to the network that made it: another network's
+/// node ids are refused by every method that takes one (an error, or `None` from
+/// [`Network::node`]). A clone of a network is a copy of the same nodes and answers to the same
+/// ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct NodeId {
+    net: u64,
+    key: NodeKey,
+}
+
+/// The nodes of one network, by id; ids of other networks find nothing.
+#[derive(Debug, Clone)]
+struct Nodes {
+    net: u64,
+    map: SlotMap<NodeKey, Node>,
+}
+
+impl Nodes {
+    fn new() -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+        Nodes {
+            net: NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+            map: SlotMap::with_key(),
+        }
+    }
+
+    fn insert(&mut self, node: Node) -> NodeId {
+        NodeId {
+            net: self.net,
+            key: self.map.insert(node),
+        }
+    }
+
+    fn get(&self, id: NodeId) -> Option<&Node> {
+        if id.net != self.net {
+            return None;
+        }
+        self.map.get(id.key)
+    }
+
+    fn contains_key(&self, id: NodeId) -> bool {
+        self.get(id).is_some()
+    }
+}
+
+impl std::ops::Index<NodeId> for Nodes {
+    type Output = Node;
+
+    /// Only for ids checked on the way in (every public method checks a caller's id first).
+    #[track_caller]
+    fn index(&self, id: NodeId) -> &Node {
+        self.get(id).expect("a node id of this network")
+    }
 }
 
 /// What a node computes.
@@ -147,7 +202,7 @@ impl<'t, E: Float> Outputs<'t, E> {
 pub struct Network<E: Float = f32> {
     /// The parameters, by name.
     pub params: ParamStore<E>,
-    nodes: SlotMap<NodeId, Node>,
+    nodes: Nodes,
     order: Vec<NodeId>,
     input: NodeId,
     output: Option<NodeId>,
@@ -156,7 +211,7 @@ pub struct Network<E: Float = f32> {
 impl<E: Float> Network<E> {
     /// An empty network over `n_inputs` features: only the input node, no output yet.
     pub fn new(n_inputs: usize) -> Self {
-        let mut nodes = SlotMap::with_key();
+        let mut nodes = Nodes::new();
         let input = nodes.insert(Node {
             name: "input".into(),
             kind: NodeKind::Input,
@@ -652,15 +707,15 @@ impl<E: Float> Network<E> {
         if target == self.input {
             return Ok((x.clone(), x.clone()));
         }
-        let mut values: SecondaryMap<NodeId, Tensor<E>> = SecondaryMap::new();
-        values.insert(self.input, x.clone());
+        let mut values: SecondaryMap<NodeKey, Tensor<E>> = SecondaryMap::new();
+        values.insert(self.input.key, x.clone());
         for &id in &self.order[1..] {
             let node = &self.nodes[id];
             let joined;
             let input = if node.inputs.len() == 1 {
-                &values[node.inputs[0]]
+                &values[node.inputs[0].key]
             } else {
-                let parts: Vec<&Tensor<E>> = node.inputs.iter().map(|&i| &values[i]).collect();
+                let parts: Vec<&Tensor<E>> = node.inputs.iter().map(|&i| &values[i.key]).collect();
                 joined = Tensor::concat(&parts, 1)?;
                 &joined
             };
@@ -675,7 +730,7 @@ impl<E: Float> Network<E> {
             if id == target {
                 return Ok((z, a));
             }
-            values.insert(id, a);
+            values.insert(id.key, a);
         }
         unreachable!("the target is one of the nodes in order")
     }

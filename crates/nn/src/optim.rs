@@ -3,8 +3,8 @@
 use slotmap::SecondaryMap;
 use tapegrad_tensor::{Float, Tensor};
 
-use crate::error::{Result, config};
-use crate::params::{ParamId, ParamStore};
+use crate::error::{Result, config, data};
+use crate::params::{ParamId, ParamKey, ParamStore};
 
 /// Which optimizer, with its settings (the learning rate is given per step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -61,6 +61,50 @@ impl OptimizerKind {
         }
     }
 
+    /// Which state tensors this optimizer keeps per parameter: (first moment or velocity,
+    /// second moment).
+    pub fn keeps(&self) -> (bool, bool) {
+        match *self {
+            OptimizerKind::Sgd { momentum, .. } => (momentum != 0.0, false),
+            OptimizerKind::Adam { .. } => (true, true),
+        }
+    }
+
+    /// The optimizer's name for messages: `"SGD"`, `"SGD with momentum"` or `"Adam"`.
+    pub fn name(&self) -> &'static str {
+        match *self {
+            OptimizerKind::Sgd { momentum, .. } if momentum != 0.0 => "SGD with momentum",
+            OptimizerKind::Sgd { .. } => "SGD",
+            OptimizerKind::Adam { .. } => "Adam",
+        }
+    }
+
+    /// Checks the settings for an optimizer of element type `E`: [`OptimizerKind::validate`],
+    /// and every setting finite once converted to `E` (1e39 is a finite f64 but an infinite
+    /// f32).
+    ///
+    /// # Errors
+    ///
+    /// [`crate::NnError::Config`] naming the setting out of range.
+    pub fn validate_for<E: Float>(&self) -> Result<()> {
+        self.validate()?;
+        let (decay, eps) = match *self {
+            OptimizerKind::Sgd { weight_decay, .. } => (weight_decay, 0.0),
+            OptimizerKind::Adam {
+                weight_decay, eps, ..
+            } => (weight_decay, eps),
+        };
+        for (name, v) in [("weight_decay", decay), ("eps", eps)] {
+            if !E::from_f64(v).is_finite() {
+                return Err(config(
+                    name,
+                    format!("{v:e} overflows {} to infinity", E::DTYPE),
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Checks the settings.
     ///
     /// # Errors
@@ -108,15 +152,48 @@ impl OptimizerKind {
     }
 }
 
-/// An optimizer with its per-parameter state (momentum buffers or Adam moments).
+/// One parameter's optimizer state: the steps it has taken, and its first moment (or velocity)
+/// and second moment. SGD with momentum keeps `first`; Adam keeps both; plain SGD keeps none.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ParamState<E: Float = f32> {
+    /// Steps this parameter has taken (Adam's bias correction uses it, as PyTorch's per-parameter
+    /// `step`).
+    pub step: u64,
+    /// The first moment (Adam) or the velocity (SGD with momentum).
+    pub first: Option<Tensor<E>>,
+    /// The second moment (Adam).
+    pub second: Option<Tensor<E>>,
+}
+
+/// The largest step count a parameter's state may hold: 2^53, past which a step count is no
+/// longer exact in the f64 that bias correction computes in (and which no run reaches: 285
+/// years at a million steps a second).
+pub const MAX_STEPS: u64 = 1 << 53;
+
+/// An optimizer with its per-parameter state (momentum buffers or Adam moments, and step
+/// counts). One optimizer may step the parameters of several stores (an encoder's and a
+/// decoder's): their ids differ, so their states never mix.
+///
+/// ```
+/// use tapegrad_nn::{Optimizer, OptimizerKind, ParamStore};
+/// use tapegrad_tensor::Tensor;
+/// let mut params = ParamStore::<f64>::new();
+/// let w = params.insert("w", Tensor::from_vec(vec![1.0, -2.0], &[2])?);
+/// let mut opt = Optimizer::new(OptimizerKind::sgd_momentum(0.9))?;
+/// let g = Tensor::from_vec(vec![0.5, 0.5], &[2])?;
+/// opt.step(&mut params, |id| (id == w).then_some(&g), 0.1)?;
+/// assert_eq!(params[w].to_vec(), vec![0.95, -2.05]);
+/// assert_eq!(opt.state(w).map(|s| s.step), Some(1));
+/// # Ok::<(), tapegrad_nn::NnError>(())
+/// ```
 #[derive(Debug, Clone)]
 pub struct Optimizer<E: Float = f32> {
     /// The optimizer and its settings.
     pub kind: OptimizerKind,
-    /// The number of steps taken.
+    /// The number of calls to [`Optimizer::step`].
     pub steps: u64,
-    first: SecondaryMap<ParamId, Tensor<E>>,
-    second: SecondaryMap<ParamId, Tensor<E>>,
+    /// Per-parameter state by store, then by the parameter's key in that store.
+    states: Vec<(u64, SecondaryMap<ParamKey, ParamState<E>>)>,
 }
 
 impl<E: Float> Optimizer<E> {
@@ -124,39 +201,114 @@ impl<E: Float> Optimizer<E> {
     ///
     /// # Errors
     ///
-    /// When the settings are out of range.
+    /// When the settings are out of range ([`OptimizerKind::validate_for`]).
     pub fn new(kind: OptimizerKind) -> Result<Self> {
-        kind.validate()?;
+        kind.validate_for::<E>()?;
         Ok(Optimizer {
             kind,
             steps: 0,
-            first: SecondaryMap::new(),
-            second: SecondaryMap::new(),
+            states: Vec::new(),
         })
     }
 
-    /// The state tensors by parameter: `(first moment or velocity, second moment)`.
-    pub fn state(&self, id: ParamId) -> (Option<&Tensor<E>>, Option<&Tensor<E>>) {
-        (self.first.get(id), self.second.get(id))
+    /// The state of one parameter, if it has any.
+    pub fn state(&self, id: ParamId) -> Option<&ParamState<E>> {
+        self.states
+            .iter()
+            .find(|(store, _)| *store == id.store)
+            .and_then(|(_, m)| m.get(id.key))
     }
 
-    /// Replaces the state of one parameter (used when loading a checkpoint).
-    pub fn set_state(&mut self, id: ParamId, first: Option<Tensor<E>>, second: Option<Tensor<E>>) {
-        match first {
-            Some(t) => self.first.insert(id, t),
-            None => self.first.remove(id),
-        };
-        match second {
-            Some(t) => self.second.insert(id, t),
-            None => self.second.remove(id),
-        };
+    /// Replaces the state of one parameter of `params` (used when loading a checkpoint), or
+    /// clears it with `None`. The state is checked against the parameter and this optimizer
+    /// first; on an error nothing changes.
+    ///
+    /// # Errors
+    ///
+    /// [`NnError::Data`] naming the parameter when `id` is not one of `params`, when a state
+    /// tensor's shape differs from the parameter's (both shapes named), when the tensors present
+    /// are not the ones this optimizer keeps (Adam: both moments; SGD with momentum: the
+    /// velocity only; plain SGD: none), or when the step count exceeds [`MAX_STEPS`].
+    pub fn set_state(
+        &mut self,
+        params: &ParamStore<E>,
+        id: ParamId,
+        state: Option<ParamState<E>>,
+    ) -> Result<()> {
+        let param = params.get(id).ok_or_else(|| {
+            data(
+                "optimizer set_state",
+                format!("{id:?} is not a parameter of the given store"),
+            )
+        })?;
+        if let Some(st) = &state {
+            let name = &param.name;
+            for (what, t) in [("first moment", &st.first), ("second moment", &st.second)] {
+                if let Some(t) = t
+                    && t.shape() != param.value.shape()
+                {
+                    return Err(data(
+                        "optimizer set_state",
+                        format!(
+                            "the {what} of parameter {name} has shape {:?}, the parameter {:?}",
+                            t.shape(),
+                            param.value.shape()
+                        ),
+                    ));
+                }
+            }
+            let (wants_first, wants_second) = self.kind.keeps();
+            if st.first.is_some() != wants_first || st.second.is_some() != wants_second {
+                return Err(data(
+                    "optimizer set_state",
+                    format!(
+                        "parameter {name}: {} keeps {}, the state given has {}",
+                        self.kind.name(),
+                        describe(wants_first, wants_second),
+                        describe(st.first.is_some(), st.second.is_some())
+                    ),
+                ));
+            }
+            if st.step > MAX_STEPS {
+                return Err(data(
+                    "optimizer set_state",
+                    format!(
+                        "parameter {name}: step count {} is past 2^53 (no run takes that many)",
+                        st.step
+                    ),
+                ));
+            }
+        }
+        let slot = self.slot_for(id.store);
+        let map = &mut self.states[slot].1;
+        match state {
+            Some(st) => {
+                map.insert(id.key, st);
+            }
+            None => {
+                map.remove(id.key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The position in `states` of one store's map, added if new.
+    fn slot_for(&mut self, store: u64) -> usize {
+        match self.states.iter().position(|(s, _)| *s == store) {
+            Some(i) => i,
+            None => {
+                self.states.push((store, SecondaryMap::new()));
+                self.states.len() - 1
+            }
+        }
     }
 
     /// Updates every parameter that has a gradient, in place, with learning rate `lr`.
     ///
     /// # Errors
     ///
-    /// When a gradient's shape differs from its parameter's.
+    /// When a gradient's shape differs from its parameter's, or a parameter's step count would
+    /// pass [`MAX_STEPS`]; nothing is changed for that parameter.
     pub fn step<'g>(
         &mut self,
         params: &mut ParamStore<E>,
@@ -166,8 +318,14 @@ impl<E: Float> Optimizer<E> {
     where
         E: 'g,
     {
-        self.steps += 1;
+        self.steps = self.steps.saturating_add(1);
         let f = |v: f64| E::from_f64(v);
+        let stateful = self.kind.keeps().0;
+        let slot = if stateful {
+            self.slot_for(params.store_id())
+        } else {
+            usize::MAX
+        };
         for i in 0..params.len() {
             let id = params.ids()[i];
             let Some(g) = grad(id) else { continue };
@@ -180,6 +338,33 @@ impl<E: Float> Optimizer<E> {
                 }
                 .into());
             }
+            if !stateful {
+                // Plain SGD: no state, nothing to look up.
+                let wd = match self.kind {
+                    OptimizerKind::Sgd { weight_decay, .. } => f(weight_decay),
+                    OptimizerKind::Adam { .. } => unreachable!("Adam keeps state"),
+                };
+                for (pv, &gv) in p.as_mut_slice().iter_mut().zip(g.as_slice()) {
+                    *pv -= lr * (gv + wd * *pv);
+                }
+                continue;
+            }
+            let st = self.states[slot]
+                .1
+                .entry(id.key)
+                .expect("a live key")
+                .or_insert_with(|| ParamState {
+                    step: 0,
+                    first: None,
+                    second: None,
+                });
+            if st.step >= MAX_STEPS {
+                return Err(data(
+                    "optimizer step",
+                    format!("step count {} would pass 2^53", st.step),
+                ));
+            }
+            st.step += 1;
             match self.kind {
                 OptimizerKind::Sgd {
                     momentum,
@@ -187,17 +372,7 @@ impl<E: Float> Optimizer<E> {
                     nesterov,
                 } => {
                     let (mu, wd) = (f(momentum), f(weight_decay));
-                    if momentum == 0.0 {
-                        for (pv, &gv) in p.as_mut_slice().iter_mut().zip(g.as_slice()) {
-                            *pv -= lr * (gv + wd * *pv);
-                        }
-                        continue;
-                    }
-                    let v = self
-                        .first
-                        .entry(id)
-                        .expect("a live id")
-                        .or_insert_with(|| Tensor::zeros(g.shape()));
+                    let v = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
                     for ((pv, &gv), vv) in p
                         .as_mut_slice()
                         .iter_mut()
@@ -215,20 +390,14 @@ impl<E: Float> Optimizer<E> {
                     eps,
                     weight_decay,
                 } => {
-                    let t = self.steps as i32;
-                    let c1 = f(1.0 - beta1.powi(t));
-                    let c2 = f(1.0 - beta2.powi(t));
+                    // Bias correction in f64 with the step as a float: exact for every step
+                    // count up to 2^53, and 1 - beta^t never 0 for t >= 1.
+                    let t = st.step as f64;
+                    let c1 = f(1.0 - beta1.powf(t));
+                    let c2 = f(1.0 - beta2.powf(t));
                     let (b1, b2, eps, wd) = (f(beta1), f(beta2), f(eps), f(weight_decay));
-                    let m = self
-                        .first
-                        .entry(id)
-                        .expect("a live id")
-                        .or_insert_with(|| Tensor::zeros(g.shape()));
-                    let v = self
-                        .second
-                        .entry(id)
-                        .expect("a live id")
-                        .or_insert_with(|| Tensor::zeros(g.shape()));
+                    let m = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
+                    let v = st.second.get_or_insert_with(|| Tensor::zeros(g.shape()));
                     for (((pv, &gv), mv), vv) in p
                         .as_mut_slice()
                         .iter_mut()
@@ -245,5 +414,14 @@ impl<E: Float> Optimizer<E> {
             }
         }
         Ok(())
+    }
+}
+
+fn describe(first: bool, second: bool) -> &'static str {
+    match (first, second) {
+        (true, true) => "both moments",
+        (true, false) => "a first moment only",
+        (false, true) => "a second moment only",
+        (false, false) => "no moments",
     }
 }

@@ -1,13 +1,31 @@
 //! The parameter store: named tensors that live outside any tape, keyed by slotmap ids.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use slotmap::{SlotMap, new_key_type};
 use tapegrad_tensor::{Float, Tensor};
 
 new_key_type! {
-    /// The id of one parameter tensor in a [`ParamStore`].
-    pub struct ParamId;
+    /// A parameter's key inside its store's slot map.
+    pub(crate) struct ParamKey;
+}
+
+/// The id of one parameter tensor in a [`ParamStore`], tied to the store that made it: another
+/// store's id never names one of this store's parameters (it is `None` from
+/// [`ParamStore::get`] and a panic from indexing), and an [`crate::Optimizer`] keeps separate
+/// state for the parameters of separate stores. A clone of a store is a copy of the same
+/// parameters and answers to the same ids.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ParamId {
+    pub(crate) store: u64,
+    pub(crate) key: ParamKey,
+}
+
+/// A process-wide counter: every new store gets its own number.
+fn next_store_id() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 /// One named parameter tensor.
@@ -24,13 +42,15 @@ pub struct Param<E: Float> {
 /// their gradients back. Iteration follows insertion order.
 #[derive(Debug, Clone)]
 pub struct ParamStore<E: Float = f32> {
-    params: SlotMap<ParamId, Param<E>>,
+    id: u64,
+    params: SlotMap<ParamKey, Param<E>>,
     order: Vec<ParamId>,
 }
 
 impl<E: Float> Default for ParamStore<E> {
     fn default() -> Self {
         ParamStore {
+            id: next_store_id(),
             params: SlotMap::with_key(),
             order: Vec::new(),
         }
@@ -45,30 +65,49 @@ impl<E: Float> ParamStore<E> {
 
     /// Adds a parameter and returns its id.
     pub fn insert(&mut self, name: impl AsRef<str>, value: Tensor<E>) -> ParamId {
-        let id = self.params.insert(Param {
+        let key = self.params.insert(Param {
             name: Arc::from(name.as_ref()),
             value,
         });
+        let id = ParamId {
+            store: self.id,
+            key,
+        };
         self.order.push(id);
         id
     }
 
-    /// The parameter with this id.
-    pub fn get(&self, id: ParamId) -> Option<&Param<E>> {
-        self.params.get(id)
+    /// The number this store's ids carry.
+    pub(crate) fn store_id(&self) -> u64 {
+        self.id
     }
 
-    /// The parameter with this id, mutable.
+    /// Whether `id` names a parameter of this store (false for another store's ids).
+    pub fn contains(&self, id: ParamId) -> bool {
+        id.store == self.id && self.params.contains_key(id.key)
+    }
+
+    /// The parameter with this id; `None` for an id of another store.
+    pub fn get(&self, id: ParamId) -> Option<&Param<E>> {
+        if id.store != self.id {
+            return None;
+        }
+        self.params.get(id.key)
+    }
+
+    /// The parameter with this id, mutable; `None` for an id of another store.
     pub fn get_mut(&mut self, id: ParamId) -> Option<&mut Param<E>> {
-        self.params.get_mut(id)
+        if id.store != self.id {
+            return None;
+        }
+        self.params.get_mut(id.key)
     }
 
     /// The id of the parameter with this name.
     pub fn find(&self, name: &str) -> Option<ParamId> {
-        self.order
-            .iter()
-            .copied()
-            .find(|&id| &*self.params[id].name == name)
+        self.iter()
+            .find(|(_, p)| &*p.name == name)
+            .map(|(id, _)| id)
     }
 
     /// The ids in insertion order.
@@ -78,7 +117,7 @@ impl<E: Float> ParamStore<E> {
 
     /// `(id, parameter)` pairs in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (ParamId, &Param<E>)> {
-        self.order.iter().map(|&id| (id, &self.params[id]))
+        self.order.iter().map(|&id| (id, &self.params[id.key]))
     }
 
     /// The number of parameter tensors.
@@ -102,8 +141,14 @@ impl<E: Float> std::ops::Index<ParamId> for ParamStore<E> {
 
     /// # Panics
     ///
-    /// When the id belongs to another store.
+    /// When the id belongs to another store (use [`ParamStore::get`] for an `Option`).
+    #[track_caller]
     fn index(&self, id: ParamId) -> &Tensor<E> {
-        &self.params[id].value
+        match self.get(id) {
+            Some(p) => &p.value,
+            None => {
+                panic!("{id:?} is not a parameter of this ParamStore (an id of another store?)")
+            }
+        }
     }
 }

@@ -106,14 +106,39 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
             format!("must be a finite number >= 0, got {}", cfg.learning_rate),
         ));
     }
-    cfg.optimizer.validate()?;
+    if !E::from_f64(cfg.learning_rate).is_finite() {
+        return Err(config(
+            "learning_rate",
+            format!(
+                "{:e} overflows {} (the network's element type) to infinity",
+                cfg.learning_rate,
+                E::DTYPE
+            ),
+        ));
+    }
+    cfg.optimizer.validate_for::<E>()?;
     if data_set.is_empty() {
         return Err(data("train", "the dataset is empty"));
     }
+    check_data(net, data_set, "train")?;
+    cfg.loss.resolve(net, data_set)
+}
+
+/// The one check of a dataset against a network, made by every function that takes both
+/// (training, loss, accuracy, the confusion matrix): the dataset agrees with itself
+/// ([`Dataset::validate`]), its rows have the network's input width, and its targets are ones
+/// the network can output (labels below its class count, or regression targets `[n, outputs]`).
+pub(crate) fn check_data<E: Float>(
+    net: &Network<E>,
+    data_set: &Dataset<E>,
+    op: &'static str,
+) -> Result<()> {
+    use crate::error::data;
+    data_set.validate()?;
     let (n, d) = (data_set.len(), net.input_width());
-    if data_set.x.rank() != 2 || data_set.num_features() != d {
+    if data_set.num_features() != d {
         return Err(data(
-            "train",
+            op,
             format!(
                 "the network takes {d} input features, the data has shape {:?}",
                 data_set.x.shape()
@@ -126,7 +151,7 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
             let classes = if width == 1 { 2 } else { width };
             if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= classes) {
                 return Err(data(
-                    "train",
+                    op,
                     format!(
                         "label {l} of row {i} is out of range: the network's {width} output(s) \
                          predict {classes} classes"
@@ -137,7 +162,7 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
         Targets::Values(y) => {
             if y.shape() != [n, width] {
                 return Err(data(
-                    "train",
+                    op,
                     format!(
                         "targets {:?} do not match outputs [{n}, {width}]",
                         y.shape()
@@ -146,7 +171,7 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
             }
         }
     }
-    cfg.loss.resolve(net, data_set)
+    Ok(())
 }
 
 /// Everything training needs to continue exactly where it stopped: the optimizer with its
@@ -239,7 +264,8 @@ pub fn train_from<E: Float>(
     let n = data.len();
     let mut order: Vec<usize> = (0..n).collect();
     let mut tape = Tape::<E>::new();
-    let mut history = Vec::with_capacity(config.epochs.saturating_sub(state.epoch));
+    // Grown epoch by epoch: `epochs` is a bound, not a size to allocate up front.
+    let mut history = Vec::new();
     let (mut steps, mut samples) = (0, 0);
     let start = Instant::now();
     for epoch in state.epoch + 1..=config.epochs {
