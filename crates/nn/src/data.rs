@@ -460,24 +460,24 @@ pub struct IdxArray {
 /// Parses IDX bytes (gzipped or not): a magic number `0 0 0x08 ndim`, `ndim` big-endian u32
 /// sizes, then the unsigned bytes. `file` names the source in errors.
 ///
-/// Never allocates more than the input actually holds, whatever the header claims.
+/// Never allocates more than the input actually holds, whatever the header claims; a gzipped
+/// input is inflated at most one byte past the data its header declares (so a gzip bomb that
+/// claims 16 bytes inflates 17).
 ///
 /// # Errors
 ///
 /// [`NnError::Idx`] naming the file and what is wrong: a bad magic number, an element type other
-/// than unsigned byte, a truncated header or body, trailing bytes, a corrupt gzip stream.
+/// than unsigned byte, a truncated header or body, more data than the header declares, a
+/// corrupt gzip stream.
 pub fn parse_idx(bytes: &[u8], file: &str) -> Result<IdxArray> {
     let err = |reason: String| NnError::Idx {
         file: file.to_string(),
         reason,
     };
     let raw;
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(bytes)
-            .read_to_end(&mut out)
-            .map_err(|e| err(format!("corrupt gzip stream: {e}")))?;
-        raw = out;
+    let gzipped = bytes.starts_with(&[0x1f, 0x8b]);
+    let bytes = if gzipped {
+        raw = inflate_idx(bytes).map_err(|e| err(format!("corrupt gzip stream: {e}")))?;
         &raw[..]
     } else {
         bytes
@@ -515,7 +515,19 @@ pub fn parse_idx(bytes: &[u8], file: &str) -> Result<IdxArray> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| err(format!("dimensions {dims:?} overflow")))?;
     let have = bytes.len() - body;
-    if have != count {
+    if have > count {
+        // A gzip stream is inflated only one byte past what the header declares.
+        let holds = if gzipped {
+            "more".to_string()
+        } else {
+            have.to_string()
+        };
+        return Err(err(format!(
+            "the file holds more than its header declares: dimensions {dims:?} need {count} \
+             data bytes, the file has {holds}"
+        )));
+    }
+    if have < count {
         return Err(err(format!(
             "dimensions {dims:?} need {count} data bytes, the file has {have}"
         )));
@@ -524,6 +536,54 @@ pub fn parse_idx(bytes: &[u8], file: &str) -> Result<IdxArray> {
         dims,
         data: bytes[body..].to_vec(),
     })
+}
+
+/// Inflates a gzipped IDX file no further than its header declares: the magic number, then the
+/// dimensions, then the data bytes they declare and one more (to tell a longer stream from an
+/// exact one). A small stream that inflates to gigabytes (a gzip bomb) is read only that far.
+/// The buffer grows by fallible reservations, so a header that declares more than memory holds
+/// is an error, not an abort.
+fn inflate_idx(gz: &[u8]) -> std::io::Result<Vec<u8>> {
+    let mut dec = flate2::read::MultiGzDecoder::new(gz);
+    let mut out = Vec::new();
+    read_up_to(&mut dec, 4, &mut out)?;
+    if out.len() < 4 {
+        return Ok(out);
+    }
+    let body = 4 + 4 * out[3] as usize;
+    read_up_to(&mut dec, body, &mut out)?;
+    if out.len() < body {
+        return Ok(out);
+    }
+    let count = out[4..body].chunks_exact(4).try_fold(1usize, |a, d| {
+        a.checked_mul(u32::from_be_bytes(d.try_into().expect("4 bytes")) as usize)
+    });
+    let limit = count
+        .and_then(|c| c.checked_add(body + 1))
+        .unwrap_or(usize::MAX);
+    read_up_to(&mut dec, limit, &mut out)?;
+    Ok(out)
+}
+
+/// Reads from `r` until `out` holds `limit` bytes or the stream ends, growing `out` through
+/// fallible reservations.
+fn read_up_to(r: &mut impl Read, limit: usize, out: &mut Vec<u8>) -> std::io::Result<()> {
+    let mut buf = vec![0u8; 1 << 16];
+    while out.len() < limit {
+        let want = (limit - out.len()).min(buf.len());
+        let n = r.read(&mut buf[..want])?;
+        if n == 0 {
+            break;
+        }
+        out.try_reserve(n).map_err(|_| {
+            std::io::Error::new(
+                std::io::ErrorKind::OutOfMemory,
+                format!("cannot allocate {} bytes for the data", out.len() + n),
+            )
+        })?;
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(())
 }
 
 /// Reads an IDX file, gzipped or not (see [`parse_idx`]).

@@ -206,6 +206,35 @@ fn malformed_idx_files_name_the_file() {
 }
 
 #[test]
+fn a_gzip_bomb_is_inflated_only_as_far_as_its_header_declares() {
+    // A header that declares 16 bytes, followed by 8 MiB more: the stream is inflated only to
+    // the 17th data byte. Its CRC trailer is broken, so reading the whole stream would end in a
+    // "corrupt gzip stream" error instead of the one asserted here.
+    let mut bytes = idx_bytes(&[16], &[7; 16]);
+    bytes.extend(std::iter::repeat_n(0u8, 8 << 20));
+    let mut gz = gzip(&bytes);
+    assert!(gz.len() < 64 << 10, "a small file: {} bytes", gz.len());
+    let n = gz.len();
+    gz[n - 8] ^= 0xff;
+    let err = data::parse_idx(&gz, "bomb.idx.gz").unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "bomb.idx.gz: the file holds more than its header declares: dimensions [16] need 16 \
+         data bytes, the file has more"
+    );
+    // The same check for a plain file, which can say how much it holds.
+    let plain = idx_bytes(&[2], &[1, 2, 3]);
+    assert_eq!(
+        data::parse_idx(&plain, "t.idx").unwrap_err().to_string(),
+        "t.idx: the file holds more than its header declares: dimensions [2] need 2 data \
+         bytes, the file has 3"
+    );
+    // An exact stream still loads.
+    let exact = gzip(&idx_bytes(&[16], &[7; 16]));
+    assert_eq!(data::parse_idx(&exact, "ok.gz").unwrap().data, vec![7; 16]);
+}
+
+#[test]
 fn stratified_split_and_standardizer() {
     let mut rng = StdRng::seed_from_u64(0);
     let bc = data::breast_cancer::<f64>();
