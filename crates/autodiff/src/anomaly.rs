@@ -5,13 +5,15 @@ use tapegrad_tensor::{Float, Tensor};
 use crate::error::{AutodiffError, NonFiniteReport, Result};
 use crate::tape::Store;
 
-/// Returns [`AutodiffError::NonFinite`] if `t` (node `id`'s value or gradient) holds a NaN or an
-/// infinity.
+/// Returns [`AutodiffError::NonFinite`] if `t` holds a NaN or an infinity: node `id`'s forward
+/// value, or (with `flowing_to = Some(j)`) the gradient that node `id`'s backward has just added
+/// into its input `j`. The report names node `id`, the op that produced the value.
 pub(crate) fn check<E: Float>(
     store: &Store<E>,
     id: usize,
     t: &Tensor<E>,
     phase: &'static str,
+    flowing_to: Option<usize>,
 ) -> Result<()> {
     if t.all_finite() {
         return Ok(());
@@ -33,6 +35,13 @@ pub(crate) fn check<E: Float>(
         id,
         op: node.op.name(),
         label: store.label(id).map(str::to_owned),
+        flowing_to: flowing_to.map(|j| {
+            (
+                j,
+                store.nodes[j].op.name(),
+                store.label(j).map(str::to_owned),
+            )
+        }),
         input_shapes: store
             .inputs(id)
             .iter()

@@ -22,6 +22,20 @@ pub enum AutodiffError {
         /// The foreign var's node id.
         id: usize,
     },
+    /// A var of the right tape, but recorded after the backward pass that made these
+    /// gradients: they know nothing of it.
+    #[error(
+        "var #{id} used in {op} was recorded after this backward pass, which covers nodes #0 to \
+         #{last}: run backward again to get its gradient"
+    )]
+    VarAfterBackward {
+        /// The operation.
+        op: &'static str,
+        /// The var's node id.
+        id: usize,
+        /// The last node id the backward pass covered.
+        last: usize,
+    },
     /// `backward` was called on a loss that does not hold exactly one element.
     #[error("backward needs a loss with exactly one element, got shape {shape:?}")]
     NonScalarLoss {
@@ -39,12 +53,15 @@ pub enum AutodiffError {
 pub struct NonFiniteReport {
     /// `"forward"` or `"backward"`.
     pub phase: &'static str,
-    /// The node id.
+    /// The node id: in the forward phase the node whose value is not finite; in the backward
+    /// phase the node whose op's backward produced the non-finite gradient.
     pub id: usize,
     /// The op's name.
     pub op: &'static str,
     /// The node's label, if it has one.
     pub label: Option<String>,
+    /// In the backward phase, the input the gradient was flowing to: its node id, op and label.
+    pub flowing_to: Option<(usize, &'static str, Option<String>)>,
     /// The shapes of the node's inputs.
     pub input_shapes: Vec<Vec<usize>>,
     /// The first offending values (up to 4).
@@ -57,22 +74,32 @@ pub struct NonFiniteReport {
 
 impl std::fmt::Display for NonFiniteReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let what = if self.phase == "forward" {
-            "value"
-        } else {
-            "gradient"
+        let describe = |f: &mut std::fmt::Formatter<'_>, id, op, label: &Option<String>| {
+            write!(f, "node #{id} ({op}")?;
+            if let Some(l) = label {
+                write!(f, " \"{l}\"")?;
+            }
+            write!(f, ")")
         };
-        write!(
-            f,
-            "non-finite {} {what} at node #{} ({}",
-            self.phase, self.id, self.op
-        )?;
-        if let Some(l) = &self.label {
-            write!(f, " \"{l}\"")?;
+        match &self.flowing_to {
+            None => {
+                write!(f, "non-finite {} value at ", self.phase)?;
+                describe(f, self.id, self.op, &self.label)?;
+            }
+            Some((to, to_op, to_label)) => {
+                write!(
+                    f,
+                    "non-finite {} gradient from the backward of ",
+                    self.phase
+                )?;
+                describe(f, self.id, self.op, &self.label)?;
+                write!(f, " flowing to its input ")?;
+                describe(f, *to, to_op, to_label)?;
+            }
         }
         write!(
             f,
-            "): input shapes {:?}, first offending values {:?} at flat indices {:?}\n{}",
+            ": input shapes {:?}, first offending values {:?} at flat indices {:?}\n{}",
             self.input_shapes, self.values, self.indices, self.context
         )
     }

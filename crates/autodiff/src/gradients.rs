@@ -49,8 +49,15 @@ impl<'t, E: Float> Gradients<'t, E> {
 
     fn check(&self, var: Var<'_, E>, op: &'static str) -> Result<usize> {
         let i = var.index();
-        if !std::ptr::eq(var.tape(), self.tape) || i >= self.nodes {
+        if !std::ptr::eq(var.tape(), self.tape) {
             return Err(AutodiffError::ForeignVar { op, id: i });
+        }
+        if i >= self.nodes {
+            return Err(AutodiffError::VarAfterBackward {
+                op,
+                id: i,
+                last: self.nodes - 1,
+            });
         }
         Ok(i)
     }
@@ -59,7 +66,8 @@ impl<'t, E: Float> Gradients<'t, E> {
     ///
     /// # Errors
     ///
-    /// [`AutodiffError::ForeignVar`] when `var` belongs to another tape.
+    /// [`AutodiffError::ForeignVar`] when `var` belongs to another tape, and
+    /// [`AutodiffError::VarAfterBackward`] when it was recorded after this backward pass.
     pub fn get(&self, var: Var<'_, E>) -> Result<&Tensor<E>> {
         let i = self.check(var, "gradients lookup")?;
         Ok(self.tensor(i))
@@ -135,7 +143,8 @@ impl<'v, E: Float> Index<Var<'v, E>> for Gradients<'_, E> {
 
     /// # Panics
     ///
-    /// When `var` belongs to another tape; use [`Gradients::get`] to get an error instead.
+    /// When `var` belongs to another tape or was recorded after this backward pass; use
+    /// [`Gradients::get`] to get an error instead.
     fn index(&self, var: Var<'v, E>) -> &Tensor<E> {
         self.get(var).unwrap_or_else(|e| panic!("{e}"))
     }

@@ -470,7 +470,7 @@ impl<E: Float> Tape<E> {
             && self.check_finite.get()
         {
             let store = self.store.borrow();
-            return crate::anomaly::check(&store, id, &store.value(id), "forward");
+            return crate::anomaly::check(&store, id, &store.value(id), "forward", None);
         }
         Ok(())
     }
@@ -544,10 +544,10 @@ impl<E: Float> Tape<E> {
                             && !g.is_finite()
                         {
                             let t = Tensor::full(store.shape(j), g);
-                            crate::anomaly::check(&store, j, &t, "backward")?;
+                            crate::anomaly::check(&store, i, &t, "backward", Some(j))?;
                         }
                     } else if let Some(Some(g)) = tensors.get(nodes[j].slot as usize) {
-                        crate::anomaly::check(&store, j, g, "backward")?;
+                        crate::anomaly::check(&store, i, g, "backward", Some(j))?;
                     }
                 }
             }

@@ -218,12 +218,17 @@ fn finite_check_names_the_node() {
     let s = x.sqrt().named("root");
     let err = tape.backward(s.sum()).unwrap_err();
     match &err {
-        AutodiffError::NonFinite(r) => assert_eq!((r.phase, r.id), ("backward", 0), "{err}"),
+        AutodiffError::NonFinite(r) => {
+            assert_eq!((r.phase, r.id, r.op), ("backward", 1, "sqrt"), "{err}");
+            assert_eq!(r.flowing_to, Some((0, "leaf", None)));
+        }
         other => panic!("unexpected {other}"),
     }
     assert!(
-        err.to_string()
-            .starts_with("non-finite backward gradient at node #0 (leaf)"),
+        err.to_string().starts_with(
+            "non-finite backward gradient from the backward of node #1 (sqrt \"root\") \
+             flowing to its input node #0 (leaf)"
+        ),
         "{err}"
     );
     // Off by default: the same graph runs and gives an infinity.
@@ -356,7 +361,10 @@ fn finite_check_on_the_scalar_path() {
     let x = tape.var(Tensor::scalar(0.0));
     let err = tape.backward(x.sqrt() * 2.0).unwrap_err();
     match &err {
-        AutodiffError::NonFinite(r) => assert_eq!((r.phase, r.id), ("backward", 0), "{err}"),
+        AutodiffError::NonFinite(r) => {
+            assert_eq!((r.phase, r.id, r.op), ("backward", 1, "sqrt"), "{err}");
+            assert_eq!(r.flowing_to, Some((0, "leaf", None)));
+        }
         other => panic!("unexpected {other}"),
     }
 }
@@ -400,4 +408,87 @@ fn shared_leaves_are_read_without_copying() {
     let v = tape.var_shared(Arc::clone(&s));
     assert_eq!(Arc::strong_count(&s), 1);
     assert_eq!(tape.backward(v * v).unwrap()[v].item().unwrap(), 4.0);
+}
+
+#[test]
+fn the_finite_check_names_the_op_whose_backward_made_the_value() {
+    // The issue's cases: the report named the leaf the gradient reached, and the op that made
+    // it appeared nowhere. Ten unrelated nodes after it change nothing.
+    fn first_bad(build: impl for<'t> Fn(&'t Tape<f64>) -> Var<'t, f64>) -> (usize, String) {
+        let tape = Tape::<f64>::new();
+        tape.set_check_finite(true);
+        let loss = build(&tape);
+        let mut unrelated = tape.var(Tensor::scalar(1.0));
+        for _ in 0..10 {
+            unrelated = unrelated.exp().tanh();
+        }
+        let _ = unrelated;
+        match tape.backward(loss) {
+            Err(AutodiffError::NonFinite(r)) => (r.id, r.to_string()),
+            other => panic!("expected a non-finite report, got {:?}", other.map(|_| ())),
+        }
+    }
+    // (sqrt(x) * 0).sum() at x = 0: 0 * inf in sqrt's backward.
+    let (id, msg) = first_bad(|t| {
+        let x = t.var(Tensor::scalar(0.0)).named("x");
+        (x.sqrt() * 0.0).sum()
+    });
+    assert_eq!(id, 1);
+    assert!(
+        msg.starts_with(
+            "non-finite backward gradient from the backward of node #1 (sqrt) flowing to its \
+             input node #0 (leaf \"x\")"
+        ),
+        "{msg}"
+    );
+    // a / b at b = 1e-200: d/db = -a / b^2 overflows.
+    let (id, msg) = first_bad(|t| {
+        let a = t.var(Tensor::scalar(1.0)).named("a");
+        let b = t.var(Tensor::scalar(1e-200)).named("b");
+        (a / b).sum()
+    });
+    assert_eq!(id, 2);
+    assert!(
+        msg.contains("backward of node #2 (div) flowing to its input node #1 (leaf \"b\")"),
+        "{msg}"
+    );
+    // ln at 1e-320 (subnormal): 1 / x overflows; a tensor input takes the tensor path.
+    let (id, msg) = first_bad(|t| {
+        let x = t
+            .var(Tensor::from_vec(vec![1.0, 1e-320], &[2]).unwrap())
+            .named("x");
+        x.ln().named("log").sum()
+    });
+    assert_eq!(id, 1);
+    assert!(
+        msg.contains("backward of node #1 (ln \"log\") flowing to its input node #0 (leaf \"x\")"),
+        "{msg}"
+    );
+    assert!(msg.contains("at flat indices [1]"), "{msg}");
+}
+
+#[test]
+fn a_var_recorded_after_backward_is_not_called_foreign() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(3.0));
+    let grads = tape.backward(x * x).unwrap();
+    let later = x.exp();
+    let err = grads.get(later).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "var #2 used in gradients lookup was recorded after this backward pass, which covers \
+         nodes #0 to #1: run backward again to get its gradient"
+    );
+    assert!(matches!(
+        err,
+        AutodiffError::VarAfterBackward { id: 2, last: 1, .. }
+    ));
+    // A var of another tape is still called foreign.
+    let other = Tape::<f64>::new();
+    let y = other.var(Tensor::scalar(1.0));
+    assert!(matches!(
+        grads.get(y),
+        Err(AutodiffError::ForeignVar { .. })
+    ));
+    assert_eq!(grads.get(x).unwrap().item().unwrap(), 6.0);
 }

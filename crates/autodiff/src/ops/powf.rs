@@ -25,9 +25,14 @@ impl<E: Float> Var<'_, E> {
     }
 }
 
-/// The gradient contribution g dy/dx = g p x^(p-1) for one element.
+/// The gradient contribution g dy/dx = g p x^(p-1) for one element; 0 for p = 0 (x^0 is
+/// constant, so its derivative is 0 even at x = 0, where p x^(p-1) would be 0 * inf = NaN: as
+/// PyTorch's `pow_backward`, which masks exponent 0 to zeros).
 #[inline]
 pub(super) fn derivative<E: Float>(g: E, x: E, p: E) -> E {
+    if p == E::ZERO {
+        return E::ZERO;
+    }
     g * p * x.powf(p - E::ONE)
 }
 

@@ -1,0 +1,153 @@
+//! Derivatives at the edges of their domains: at 0, at +-infinity, and where a function has a
+//! kink or a pole. Each value is the one PyTorch's backward formulas give (its
+//! `tools/autograd/derivatives.yaml`: `abs: grad * self.sgn()`, `relu: threshold_backward`,
+//! `sqrt: grad / (2 * result)`, `log: grad / self`, `pow: exponent == 0 ? 0 : grad * exponent *
+//! self.pow(exponent - 1)`, `sigmoid`/`tanh` from the result, `softplus` (threshold 20) 1 for
+//! large inputs, `div: -grad * self / (other * other)` for the divisor), checked on both of
+//! tapegrad's paths: rank-0 vars (the scalar fast path) and tensors (the tensor path).
+
+use tapegrad_autodiff::{Tape, Var};
+use tapegrad_tensor::Tensor;
+
+const INF: f64 = f64::INFINITY;
+
+/// d op(x) / dx at `x`, on the scalar path and on the tensor path; both must agree.
+fn derivative(op: impl for<'t> Fn(Var<'t, f64>) -> Var<'t, f64>, x: f64) -> f64 {
+    let tape = Tape::<f64>::new();
+    let v = tape.var(Tensor::scalar(x));
+    let scalar = tape.backward(op(v)).unwrap()[v].item().unwrap();
+    let tape = Tape::<f64>::new();
+    let v = tape.var(Tensor::from_vec(vec![x, 1.0], &[2]).unwrap());
+    let grads = tape.backward(op(v).narrow(0, 0, 1).unwrap().sum()).unwrap();
+    let tensor = grads[v].as_slice()[0];
+    assert!(
+        scalar.to_bits() == tensor.to_bits() || (scalar.is_nan() && tensor.is_nan()),
+        "the paths disagree at x = {x}: scalar {scalar}, tensor {tensor}"
+    );
+    scalar
+}
+
+/// Asserts `got` is `want` (NaN equal to NaN; the sign of zero ignored).
+fn same(what: &str, got: f64, want: f64) {
+    assert!(
+        got == want || (got.is_nan() && want.is_nan()),
+        "{what}: got {got}, PyTorch gives {want}"
+    );
+}
+
+#[test]
+fn unary_derivatives_at_their_edges_match_pytorch() {
+    type Case = (
+        &'static str,
+        fn(Var<'_, f64>) -> Var<'_, f64>,
+        &'static [(f64, f64)],
+    );
+    let cases: [Case; 15] = [
+        (
+            "abs",
+            |x| x.abs(),
+            &[(0.0, 0.0), (-0.0, 0.0), (INF, 1.0), (-INF, -1.0)],
+        ),
+        ("relu", |x| x.relu(), &[(0.0, 0.0), (INF, 1.0), (-INF, 0.0)]),
+        (
+            "sqrt",
+            |x| x.sqrt(),
+            &[(0.0, INF), (INF, 0.0), (-1.0, f64::NAN)],
+        ),
+        ("ln", |x| x.ln(), &[(0.0, INF), (INF, 0.0), (-1.0, -1.0)]),
+        ("exp", |x| x.exp(), &[(-INF, 0.0), (0.0, 1.0), (INF, INF)]),
+        (
+            "sigmoid",
+            |x| x.sigmoid(),
+            &[(-INF, 0.0), (0.0, 0.25), (INF, 0.0)],
+        ),
+        ("tanh", |x| x.tanh(), &[(-INF, 0.0), (0.0, 1.0), (INF, 0.0)]),
+        (
+            "softplus",
+            |x| x.softplus(),
+            &[(-INF, 0.0), (0.0, 0.5), (INF, 1.0)],
+        ),
+        (
+            "square",
+            |x| x.square(),
+            &[(0.0, 0.0), (INF, INF), (-INF, -INF)],
+        ),
+        // x^0 is constant: 0 everywhere, also at 0 (p x^(p-1) would be 0 * inf = NaN).
+        (
+            "powf 0",
+            |x| x.powf(0.0),
+            &[(0.0, 0.0), (2.0, 0.0), (INF, 0.0), (-INF, 0.0)],
+        ),
+        ("powf 1", |x| x.powf(1.0), &[(0.0, 1.0), (INF, 1.0)]),
+        ("powf 2", |x| x.powf(2.0), &[(0.0, 0.0), (-INF, -INF)]),
+        ("powf 0.5", |x| x.powf(0.5), &[(0.0, INF), (INF, 0.0)]),
+        ("powf -1", |x| x.powf(-1.0), &[(0.0, -INF), (INF, -0.0)]),
+        // 1 / x: -1 / x^2.
+        (
+            "1 / x",
+            |x| x.rdiv_scalar(1.0),
+            &[(0.0, -INF), (INF, -0.0), (-INF, -0.0)],
+        ),
+    ];
+    for (name, op, points) in cases {
+        for &(x, want) in points {
+            same(&format!("d {name} / dx at {x}"), derivative(op, x), want);
+        }
+    }
+}
+
+#[test]
+fn binary_derivatives_at_their_edges_match_pytorch() {
+    // (a, b) -> (d/da, d/db) for a * b and a / b.
+    let grads = |a: f64, b: f64, div: bool| {
+        let tape = Tape::<f64>::new();
+        let (va, vb) = (tape.var(Tensor::scalar(a)), tape.var(Tensor::scalar(b)));
+        let y = if div { va / vb } else { va * vb };
+        let g = tape.backward(y).unwrap();
+        (g[va].item().unwrap(), g[vb].item().unwrap())
+    };
+    // mul: grad * other, grad * self; 0 * inf gives inf and 0.
+    let (da, db) = grads(0.0, INF, false);
+    same("d(a b)/da at (0, inf)", da, INF);
+    same("d(a b)/db at (0, inf)", db, 0.0);
+    // div: 1 / b and -a / b^2.
+    let (da, db) = grads(1.0, 0.0, true);
+    same("d(a/b)/da at (1, 0)", da, INF);
+    same("d(a/b)/db at (1, 0)", db, -INF);
+    let (da, db) = grads(0.0, 0.0, true);
+    same("d(a/b)/da at (0, 0)", da, INF);
+    same("d(a/b)/db at (0, 0)", db, f64::NAN);
+    let (da, db) = grads(1.0, INF, true);
+    same("d(a/b)/da at (1, inf)", da, 0.0);
+    same("d(a/b)/db at (1, inf)", db, -0.0);
+}
+
+#[test]
+fn reductions_at_ties_and_infinities() {
+    // max_axis: as torch.max(x, dim), the gradient goes to the index the max returns (here the
+    // first maximum), not split among ties.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![2.0, 5.0, 5.0, 1.0], &[1, 4]).unwrap());
+    let g = tape.backward(x.max_axis(1, false).unwrap().sum()).unwrap();
+    assert_eq!(g[x].to_vec(), vec![0.0, 1.0, 0.0, 0.0]);
+    // softmax and log-softmax with a -inf logit: finite gradients, 0 for the -inf entry of
+    // softmax's.
+    let tape = Tape::<f64>::new();
+    let z = tape.var(Tensor::from_vec(vec![-INF, 0.0, 1.0], &[1, 3]).unwrap());
+    let w = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0], &[1, 3]).unwrap());
+    let s = z.softmax(1).unwrap();
+    let g = tape.backward((s * w).sum()).unwrap();
+    assert!(g[z].all_finite(), "{:?}", g[z].to_vec());
+    assert_eq!(g[z].as_slice()[0], 0.0);
+    let ls = z.log_softmax(1).unwrap();
+    let g = tape.backward(ls.narrow(1, 1, 2).unwrap().sum()).unwrap();
+    assert!(g[z].all_finite(), "{:?}", g[z].to_vec());
+    // BCE from logits at +-inf: sigmoid(z) - t, finite.
+    let tape = Tape::<f64>::new();
+    let z = tape.var(Tensor::from_vec(vec![INF, -INF], &[2, 1]).unwrap());
+    let t = tape.constant(Tensor::from_vec(vec![0.0, 1.0], &[2, 1]).unwrap());
+    let g = tape
+        .backward(z.binary_cross_entropy_with_logits(t).unwrap())
+        .unwrap();
+    assert_eq!(g[z].to_vec(), vec![0.5, -0.5]);
+}
