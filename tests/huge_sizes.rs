@@ -251,3 +251,23 @@ fn zero_sized_tensors_with_large_sizes_are_fine() {
     // But not so large that the strides overflow.
     assert!(Tensor::<f32>::try_zeros(&[0, 1 << 62, 4]).is_err());
 }
+
+#[test]
+fn grids_and_generators_of_absurd_sizes_fail_cleanly() {
+    quiet_panics();
+    let mut rng = StdRng::seed_from_u64(0);
+    let net = Network::<f32>::mlp(&[2, 3, 1], &mut rng);
+    for res in [(1 << 40, 1 << 40), (usize::MAX, 2), (1 << 22, 1 << 22)] {
+        let err = tapegrad::nn::boundary::decision_grid(&net, (0.0, 1.0), (0.0, 1.0), res)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("decision_grid"), "{err}");
+    }
+    // The generators have no Result: a size no machine holds is a panic naming it.
+    for n in [usize::MAX, 1 << 62, 1 << 42] {
+        let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
+            tapegrad::nn::data::xor::<f32, _>(n, 0.1, &mut rng);
+        })));
+        assert!(msg.contains("randn"), "{msg}");
+    }
+}

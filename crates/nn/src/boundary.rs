@@ -52,7 +52,9 @@ pub fn bounds<E: Float>(points: &Tensor<E>, margin: f64) -> Result<((f64, f64), 
 ///
 /// # Errors
 ///
-/// [`crate::NnError::Data`] when the network does not take two inputs or a count is below 2.
+/// [`crate::NnError::Data`] when the network does not take two inputs or a count is below 2;
+/// [`tapegrad_tensor::TensorError::TooLarge`] or [`tapegrad_tensor::TensorError::Alloc`] for a
+/// grid too large to hold.
 pub fn decision_grid<E: Float>(
     net: &Network<E>,
     x_range: (f64, f64),
@@ -79,8 +81,18 @@ pub fn decision_grid<E: Float>(
             .map(|i| a + (b - a) * i as f64 / (n - 1) as f64)
             .collect()
     };
+    // The grid is sized by the caller: its element count is checked and its buffer reserved
+    // fallibly, so an absurd resolution is an error, not an abort.
+    let count = tapegrad_tensor::checked_numel("decision_grid", &[nx, ny, 2])?;
+    let mut points = Vec::new();
+    points
+        .try_reserve_exact(count)
+        .map_err(|_| tapegrad_tensor::TensorError::Alloc {
+            op: "decision_grid",
+            shape: vec![nx * ny, 2],
+            bytes: count as u128 * size_of::<E>() as u128,
+        })?;
     let (xs, ys) = (line(x_range, nx), line(y_range, ny));
-    let mut points = Vec::with_capacity(2 * nx * ny);
     for &y in &ys {
         for &x in &xs {
             points.push(E::from_f64(x));

@@ -237,14 +237,20 @@ fn two_class<E: Float>(points: Vec<(f64, f64, usize)>) -> Dataset<E> {
     }
 }
 
+/// `2 n` normal draws: the noise of `n` points.
+///
+/// # Panics
+///
+/// When `2 n` values cannot be held (a panic naming the size, as every generator here).
+#[track_caller]
 fn gaussian<R: Rng + ?Sized>(n: usize, std: f64, rng: &mut R) -> Vec<f64> {
-    Tensor::<f64>::randn(&[n], 0.0, std, rng).to_vec()
+    Tensor::<f64>::randn(&[n, 2], 0.0, std, rng).to_vec()
 }
 
 /// XOR: four Gaussian blobs of `n / 4` points (standard deviation `noise`) at (+-1, +-1);
 /// class 1 where the centre's coordinates have opposite signs. No line separates the classes.
 pub fn xor<E: Float, R: Rng + ?Sized>(n: usize, noise: f64, rng: &mut R) -> Dataset<E> {
-    let e = gaussian(2 * n, noise, rng);
+    let e = gaussian(n, noise, rng);
     let points = (0..n)
         .map(|i| {
             let (sx, sy) = [(1.0, 1.0), (-1.0, -1.0), (1.0, -1.0), (-1.0, 1.0)][i % 4];
@@ -257,7 +263,7 @@ pub fn xor<E: Float, R: Rng + ?Sized>(n: usize, noise: f64, rng: &mut R) -> Data
 /// Two concentric circles (as scikit-learn's `make_circles` with factor 0.5): class 0 on the
 /// radius-1 circle, class 1 on the radius-0.5 circle, plus Gaussian noise of std `noise`.
 pub fn circles<E: Float, R: Rng + ?Sized>(n: usize, noise: f64, rng: &mut R) -> Dataset<E> {
-    let e = gaussian(2 * n, noise, rng);
+    let e = gaussian(n, noise, rng);
     let n_outer = n - n / 2;
     let points = (0..n)
         .map(|i| {
@@ -276,7 +282,7 @@ pub fn circles<E: Float, R: Rng + ?Sized>(n: usize, noise: f64, rng: &mut R) -> 
 /// Two interleaving half moons (as scikit-learn's `make_moons`) plus Gaussian noise of std
 /// `noise`.
 pub fn moons<E: Float, R: Rng + ?Sized>(n: usize, noise: f64, rng: &mut R) -> Dataset<E> {
-    let e = gaussian(2 * n, noise, rng);
+    let e = gaussian(n, noise, rng);
     let n_upper = n - n / 2;
     let pi = std::f64::consts::PI;
     let points = (0..n)
