@@ -268,6 +268,9 @@ fn grids_and_generators_of_absurd_sizes_fail_cleanly() {
         let msg = panic_message(catch_unwind(AssertUnwindSafe(|| {
             tapegrad::nn::data::xor::<f32, _>(n, 0.1, &mut rng);
         })));
-        assert!(msg.contains("randn"), "{msg}");
+        assert!(
+            msg.contains("randn") && msg.contains(&format!("[{n}, 2]")),
+            "{msg}"
+        );
     }
 }

@@ -484,3 +484,60 @@ fn concurrent_saves_to_one_path_each_land_whole() {
     assert!(temps_in(&dir).is_empty(), "{:?}", temps_in(&dir));
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// The child side of the kill test: saves two versions in turn until it is killed.
+#[test]
+fn killed_saver_child() {
+    let Ok(path) = std::env::var("TAPEGRAD_KILL_TEST_PATH") else {
+        return; // Only runs as the child of the test below.
+    };
+    let versions = kill_test_versions();
+    for i in 0.. {
+        write_atomic(std::path::Path::new(&path), &versions[i % 2]).unwrap();
+    }
+}
+
+fn kill_test_versions() -> [Vec<u8>; 2] {
+    [vec![1u8; 4 << 20], vec![2u8; (4 << 20) + 1]]
+}
+
+#[test]
+fn saves_killed_mid_write_leave_a_whole_file_and_no_temporaries_after_the_next_save() {
+    // A process killed with SIGKILL in the middle of saves, ten times: the checkpoint is always
+    // one whole version, and the next save removes what the killed one left.
+    let dir = temp_dir("killed");
+    let path = dir.join("model.safetensors");
+    let versions = kill_test_versions();
+    write_atomic(&path, &versions[0]).unwrap();
+    let exe = std::env::current_exe().unwrap();
+    let mut left_behind = 0;
+    for k in 0..10u64 {
+        let mut child = std::process::Command::new(&exe)
+            .args([
+                "--exact",
+                "killed_saver_child",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env("TAPEGRAD_KILL_TEST_PATH", &path)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(150 + 37 * k));
+        child.kill().unwrap(); // SIGKILL on Unix: no destructor, no cleanup runs.
+        child.wait().unwrap();
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(
+            versions.contains(&bytes),
+            "a damaged file of {} bytes",
+            bytes.len()
+        );
+        left_behind += temps_in(&dir).len();
+        write_atomic(&path, &versions[1]).unwrap();
+        assert!(temps_in(&dir).is_empty(), "{:?}", temps_in(&dir));
+    }
+    // The kills did land mid-write at least once (each save spends most of its time writing).
+    assert!(left_behind > 0, "no kill landed during a save");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -17,6 +17,8 @@ use crate::tensor::{Shape, Storage, Tensor, collect_storage, contiguous_strides}
 pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result<Shape> {
     let rank = lhs.len().max(rhs.len());
     let mut out: Shape = SmallVec::from_elem(0, rank);
+    // The product of the nonzero sizes, checked as `checked_numel` does, along the way.
+    let mut product = Some(1usize);
     for i in 0..rank {
         let l = if i < rank - lhs.len() {
             1
@@ -39,8 +41,14 @@ pub fn broadcast_shape(op: &'static str, lhs: &[usize], rhs: &[usize]) -> Result
                 rhs: rhs.to_vec(),
             });
         };
+        product = product.and_then(|p| p.checked_mul(out[i].max(1)));
     }
-    crate::tensor::checked_numel(op, &out)?;
+    if product.is_none_or(|p| p > isize::MAX as usize) {
+        return Err(TensorError::TooLarge {
+            op,
+            shape: out.to_vec(),
+        });
+    }
     Ok(out)
 }
 

@@ -120,8 +120,19 @@ fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -
     } else {
         SmallVec::from_slice(&[va.rows, vb.cols])
     };
-    // Zero-size operands can name sizes whose product (the result) cannot exist.
-    crate::tensor::checked_numel("matmul", &shape)?;
+    // Zero-size operands can name sizes whose product (the result) cannot exist; checked as
+    // `checked_numel` does (the product of the nonzero sizes), written out for this hot path.
+    let fits = batch
+        .max(1)
+        .checked_mul(va.rows.max(1))
+        .and_then(|p| p.checked_mul(vb.cols.max(1)))
+        .is_some_and(|p| p <= isize::MAX as usize);
+    if !fits {
+        return Err(TensorError::TooLarge {
+            op: "matmul",
+            shape: shape.to_vec(),
+        });
+    }
     Ok(shape)
 }
 
@@ -452,7 +463,23 @@ impl<E: Float> Tensor<E> {
                 ),
             });
         }
-        let mut y = b.broadcast_to(&[xs[0], ws[1]])?;
+        // The bias rows, one per sample: the product accumulates into them.
+        let (n, m) = (xs[0], ws[1]);
+        let shape = [n, m];
+        let len = crate::tensor::checked_numel("linear", &shape)?;
+        let data = if len == 0 {
+            Storage::new()
+        } else if len <= 4 {
+            // m >= 1 here, so n <= 4 rows.
+            (0..n).flat_map(|_| b.as_slice().iter().copied()).collect()
+        } else {
+            let mut v = crate::pool::try_take(len, "linear", &shape)?;
+            for _ in 0..n {
+                v.extend_from_slice(b.as_slice());
+            }
+            SmallVec::from_vec(v)
+        };
+        let mut y = Tensor::from_parts(data, SmallVec::from_slice(&shape));
         gemm_into(
             self,
             Transpose::No,
@@ -495,7 +522,7 @@ impl<E: Float> Tensor<E> {
     pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
         let shape = product_shape(self, &va, other, &vb)?;
-        let n = crate::tensor::numel(&shape);
+        let n = crate::tensor::len_of(&shape);
         let data: Storage<E> = if va.cols == 0 || n <= 4 {
             let mut small: Storage<E> =
                 crate::tensor::try_storage_filled(E::ZERO, n, "matmul", &shape)?;

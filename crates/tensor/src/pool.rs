@@ -34,6 +34,7 @@ impl<E> Default for Pool<E> {
 
 impl<E> Pool<E> {
     /// A free buffer with capacity for exactly `n` elements, if the pool holds one.
+    #[inline]
     pub(crate) fn take(&mut self, n: usize) -> Option<Vec<E>> {
         if let Ok(i) = self.free.binary_search_by_key(&n, |(size, _)| *size)
             && let Some(v) = self.free[i].1.pop()
@@ -88,6 +89,7 @@ pub trait Pooled: Sized + 'static {
 macro_rules! pooled {
     ($t:ty) => {
         impl Pooled for $t {
+            #[inline]
             fn with_pool<R>(f: impl FnOnce(&mut Pool<Self>) -> R) -> Option<R> {
                 thread_local! {
                     static POOL: RefCell<Pool<$t>> = RefCell::new(Pool::default());
@@ -106,6 +108,7 @@ pooled!(f64);
 /// An empty buffer with capacity for `n` elements, from this thread's pool when one is free.
 /// For sizes that existing tensors vouch for (a result no larger than an operand); sizes that
 /// come from user input go through [`try_take`].
+#[inline]
 pub(crate) fn take<E: Pooled>(n: usize) -> Vec<E> {
     E::with_pool(|p| p.take(n))
         .flatten()
@@ -114,6 +117,7 @@ pub(crate) fn take<E: Pooled>(n: usize) -> Vec<E> {
 
 /// [`take`] for a size that comes from user input: the allocation is fallible, and a refusal
 /// is [`TensorError::Alloc`] naming `op`, the result's `shape` and the bytes.
+#[inline]
 pub(crate) fn try_take<E: Pooled>(n: usize, op: &'static str, shape: &[usize]) -> Result<Vec<E>> {
     if let Some(v) = E::with_pool(|p| p.take(n)).flatten() {
         return Ok(v);

@@ -5,7 +5,7 @@ use smallvec::SmallVec;
 use crate::elementwise::broadcast_strides;
 use crate::error::{Result, TensorError};
 use crate::float::Float;
-use crate::tensor::{Shape, Storage, Tensor, numel};
+use crate::tensor::{Shape, Storage, Tensor};
 
 /// Splits a shape around `axis` into `(outer, size of axis, inner)` element counts.
 pub(crate) fn split_at_axis(shape: &[usize], axis: usize) -> (usize, usize, usize) {
@@ -194,7 +194,7 @@ impl<E: Float> Tensor<E> {
                 return Err(err());
             }
         }
-        let n_out = numel(shape);
+        let n_out = crate::tensor::len_of(shape);
         if n_out == 1 {
             return Ok(Tensor::from_parts(
                 SmallVec::from_elem(sum_slice(&self.data), 1),

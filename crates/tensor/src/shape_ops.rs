@@ -74,7 +74,7 @@ impl<E: Float> Tensor<E> {
         // value, one after another.
         let k = shape.len() - self.rank();
         if shape[k..] == self.shape[..] {
-            let (n, row) = (crate::tensor::numel(&shape[..k]), self.as_slice());
+            let (n, row) = (crate::tensor::len_of(&shape[..k]), self.as_slice());
             let data = if let [v] = row {
                 try_storage_filled(*v, n, "broadcast_to", shape)?
             } else {
@@ -253,7 +253,7 @@ impl<E: Float> Tensor<E> {
             });
         }
         let k = self.shape[r - 1];
-        let rows = crate::tensor::numel(&self.shape[..r - 1]);
+        let rows = crate::tensor::len_of(&self.shape[..r - 1]);
         if indices.len() != rows {
             return Err(TensorError::ShapeMismatch {
                 op: "gather",

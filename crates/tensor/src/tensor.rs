@@ -39,6 +39,25 @@ pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) ->
     }
 }
 
+/// [`collect_storage`] for `n` elements whose count comes from user input: the buffer is
+/// reserved fallibly, then filled through `Vec`'s trusted-length extend (which vectorizes).
+#[inline]
+pub(crate) fn try_collect_storage<E: Float>(
+    n: usize,
+    it: impl ExactSizeIterator<Item = E>,
+    op: &'static str,
+    shape: &[usize],
+) -> Result<Storage<E>> {
+    debug_assert_eq!(it.len(), n);
+    if n <= 4 {
+        Ok(it.collect())
+    } else {
+        let mut v = crate::pool::try_take(n, op, shape)?;
+        v.extend(it);
+        Ok(SmallVec::from_vec(v))
+    }
+}
+
 /// Empty storage with room for `n` elements: inline up to four, else a pooled buffer. For sizes
 /// existing tensors vouch for; see [`try_storage_with_capacity`] for sizes from user input.
 #[inline]
@@ -85,14 +104,13 @@ pub(crate) fn try_storage_filled<E: Float>(
     op: &'static str,
     shape: &[usize],
 ) -> Result<Storage<E>> {
-    let mut data = try_storage_with_capacity(n, op, shape)?;
     if n <= 4 {
-        data.extend(std::iter::repeat_n(value, n));
-    } else {
-        // The capacity is reserved: no allocation here.
-        data.resize(n, value);
+        return Ok(SmallVec::from_elem(value, n));
     }
-    Ok(data)
+    // `Vec::resize` fills in bulk (SmallVec's resize pushes element by element).
+    let mut v = crate::pool::try_take(n, op, shape)?;
+    v.resize(n, value);
+    Ok(SmallVec::from_vec(v))
 }
 
 /// Unwraps the result of a constructor that has no `Result` to return its error in: the
@@ -153,6 +171,13 @@ pub fn numel(shape: &[usize]) -> usize {
     or_panic(checked_numel("numel", shape))
 }
 
+/// The product of the sizes of a shape known to be valid (an existing tensor's, or one that
+/// [`checked_numel`] accepted): the plain product, for hot paths.
+#[inline]
+pub(crate) fn len_of(shape: &[usize]) -> usize {
+    shape.iter().product()
+}
+
 /// The number of elements of a shape, checked: [`TensorError::TooLarge`] naming `op` and the
 /// shape when the product of its nonzero sizes overflows or exceeds `isize::MAX` (no buffer
 /// that large can exist, and the row-major strides of such a shape would overflow too, even
@@ -194,7 +219,7 @@ pub fn checked_numel(op: &'static str, shape: &[usize]) -> Result<usize> {
 
 impl<E: Float> Tensor<E> {
     pub(crate) fn from_parts(data: Storage<E>, shape: Shape) -> Self {
-        debug_assert_eq!(data.len(), numel(&shape));
+        debug_assert_eq!(Some(data.len()), checked_numel("from_parts", &shape).ok());
         Tensor { shape, data }
     }
 
@@ -258,8 +283,7 @@ impl<E: Float> Tensor<E> {
     /// [`TensorError::Alloc`] naming the shape and bytes when the memory cannot be had.
     pub fn try_from_fn(shape: &[usize], f: impl FnMut(usize) -> E) -> Result<Self> {
         let n = checked_numel("from_fn", shape)?;
-        let mut data = try_storage_with_capacity(n, "from_fn", shape)?;
-        data.extend((0..n).map(f));
+        let data = try_collect_storage(n, (0..n).map(f), "from_fn", shape)?;
         Ok(Self::from_parts(data, shape_of(shape)))
     }
 
@@ -407,8 +431,8 @@ impl<E: Float> Tensor<E> {
     ) -> Result<Self> {
         let (lo, hi) = (low.to_f64(), high.to_f64());
         let n = checked_numel("rand_uniform", shape)?;
-        let mut data = try_storage_with_capacity(n, "rand_uniform", shape)?;
-        data.extend((0..n).map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>())));
+        let draws = (0..n).map(|_| E::from_f64(lo + (hi - lo) * rng.random::<f64>()));
+        let data = try_collect_storage(n, draws, "rand_uniform", shape)?;
         Ok(Self::from_parts(data, shape_of(shape)))
     }
 

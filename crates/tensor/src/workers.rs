@@ -35,7 +35,7 @@ pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
     if !rest.is_empty() {
         // `in_place_scope` runs the closure here and the spawned jobs on the pool, and returns
         // only when every spawned job has finished, so the jobs' borrows outlive their use.
-        rayon::in_place_scope(|s| {
+        pool().in_place_scope(|s| {
             for &job in rest {
                 s.spawn(move |_| job());
             }
@@ -47,4 +47,26 @@ pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
     for job in rest {
         job();
     }
+}
+
+/// tapegrad's own rayon pool: one thread fewer than the cores the process may use (at least
+/// one), because the caller of [`run_parallel`] runs the first job itself. With as many workers
+/// as cores, the caller and the workers would be one thread more than the cores, and on a
+/// small machine the extra runnable thread preempts the ones doing the work.
+#[cfg(feature = "threads")]
+fn pool() -> &'static rayon::ThreadPool {
+    static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
+    POOL.get_or_init(|| {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(
+                cores
+                    .max(crate::matmul::num_threads())
+                    .saturating_sub(1)
+                    .max(1),
+            )
+            .thread_name(|i| format!("tapegrad-worker-{i}"))
+            .build()
+            .expect("starting tapegrad's worker threads")
+    })
 }

@@ -499,3 +499,27 @@ fn sums_of_every_length_are_exact_on_integers() {
         }
     }
 }
+
+#[test]
+fn linear_with_empty_and_tiny_shapes() {
+    // Zero rows, zero outputs and a zero inner size, each against matmul + bias.
+    for (n, k, m) in [
+        (0, 3, 2),
+        (3, 0, 2),
+        (3, 2, 0),
+        (1 << 40, 0, 0),
+        (2, 2, 2),
+        (1, 3, 4),
+    ] {
+        let x = Tensor::<f64>::from_fn(&[n.min(8), k], |i| i as f64 + 1.0);
+        let x = if n > 8 { Tensor::zeros(&[n, k]) } else { x };
+        let w = Tensor::from_fn(&[k, m], |i| 0.5 * i as f64 - 1.0);
+        let b = Tensor::from_fn(&[m], |i| 10.0 * i as f64);
+        let y = x.linear(&w, &b).unwrap();
+        assert_eq!(y.shape(), &[n, m]);
+        if n <= 8 {
+            let expected = x.matmul(&w).unwrap().add(&b).unwrap();
+            assert_eq!(y, expected, "{n} x {k} x {m}");
+        }
+    }
+}
