@@ -30,12 +30,12 @@
 //! split into row (or column) blocks computed on that many threads at once, each block by
 //! matrixmultiply's single-threaded kernel; `exp`, `ln`, `sigmoid`, `tanh`, `softplus` and
 //! `powf` over at least 2^15 elements per thread are split the same way. Smaller work stays on
-//! the calling thread, where handing it to another core costs more than it saves. The blocks run
-//! on rayon's global pool (so any number of threads may multiply at once, and a product may run
-//! inside a parallel job), and [`run_parallel`] hands it your own jobs. The number of blocks is
+//! the calling thread, where handing it to another core costs more than it saves. The caller
+//! computes the first block and a rayon pool of tapegrad's own (one worker fewer than the cores)
+//! the others, so any number of threads may multiply at once and a product may run inside a
+//! parallel job; [`run_parallel`] hands the pool your own jobs. The number of blocks is
 //! [`set_num_threads`] if called, else the environment variable `TAPEGRAD_NUM_THREADS`, else the
-//! number of cores the process may use; rayon's pool has `RAYON_NUM_THREADS` threads, else one
-//! per core.
+//! number of cores the process may use.
 #![deny(missing_docs)]
 
 mod display;

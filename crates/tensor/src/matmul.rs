@@ -474,8 +474,13 @@ impl<E: Float> Tensor<E> {
             (0..n).flat_map(|_| b.as_slice().iter().copied()).collect()
         } else {
             let mut v = crate::pool::try_take(len, "linear", &shape)?;
-            for _ in 0..n {
-                v.extend_from_slice(b.as_slice());
+            if let [bias] = b.as_slice() {
+                // One output (a neuron): a fill, not a copy per row.
+                v.resize(len, *bias);
+            } else {
+                for _ in 0..n {
+                    v.extend_from_slice(b.as_slice());
+                }
             }
             SmallVec::from_vec(v)
         };

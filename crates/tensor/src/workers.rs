@@ -1,5 +1,4 @@
-//! Splitting work over threads: rayon's work-stealing pool, shared with every other rayon user
-//! in the process.
+//! Splitting work over threads: a rayon work-stealing pool of tapegrad's own.
 //!
 //! rayon's pool is built for what a library that splits its own work meets: many threads
 //! calling at once (each call's jobs are queued, none is lost or overwritten), and parallel work
@@ -7,7 +6,7 @@
 //! instead of blocking a worker). A pool written here by hand had neither and hung the process
 //! when two threads multiplied large matrices at once.
 
-/// Runs every job, the first on the calling thread and the others on rayon's worker threads
+/// Runs every job, the first on the calling thread and the others on tapegrad's rayon workers
 /// (the ones large matrix products and expensive maps are split over), and returns when all are
 /// done. Without the `threads` feature every job runs on the calling thread, one after another.
 ///
