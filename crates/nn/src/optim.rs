@@ -358,6 +358,22 @@ impl<E: Float> Optimizer<E> {
                     first: None,
                     second: None,
                 });
+            // A parameter's value is a public field: if it was replaced by one of another
+            // shape since its state was made, the state no longer fits.
+            for (what, t) in [("first moment", &st.first), ("second moment", &st.second)] {
+                if let Some(t) = t
+                    && t.shape() != p.shape()
+                {
+                    return Err(data(
+                        "optimizer step",
+                        format!(
+                            "the {what} of a parameter has shape {:?}, the parameter {:?}",
+                            t.shape(),
+                            p.shape()
+                        ),
+                    ));
+                }
+            }
             if st.step >= MAX_STEPS {
                 return Err(data(
                     "optimizer step",

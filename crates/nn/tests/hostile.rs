@@ -251,7 +251,18 @@ fn optimizer_state_of_the_wrong_shape_is_refused() {
     for st in bad {
         assert!(opt.set_state(&params, w, Some(st)).is_err());
     }
-    // Through train_from: a TrainState whose optimizer state does not fit is refused before.
+    // A parameter replaced by one of another shape after its state was made: the next step is
+    // refused instead of updating part of it.
+    let g = Tensor::ones(&[3]);
+    opt.step(&mut params, |_| Some(&g), 0.1).unwrap();
+    params.get_mut(w).unwrap().value = Tensor::zeros(&[4]);
+    let g4 = Tensor::ones(&[4]);
+    let err = opt.step(&mut params, |_| Some(&g4), 0.1).unwrap_err();
+    assert!(
+        err.to_string().contains("has shape [3], the parameter [4]"),
+        "{err}"
+    );
+    assert_eq!(params[w].to_vec(), vec![0.0; 4]);
     let mut other = ParamStore::<f32>::new();
     let v = other.insert("v", Tensor::zeros(&[3]));
     assert!(
