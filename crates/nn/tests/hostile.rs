@@ -178,6 +178,10 @@ fn inconsistent_datasets_are_refused_wherever_they_are_used() {
             net.accuracy(&d).unwrap_err(),
             net.loss(&d, Loss::Auto).unwrap_err(),
             d.subset(&[0, 1]).unwrap_err(),
+            tapegrad_nn::Standardizer::fit(&d.x)
+                .unwrap()
+                .transform_dataset(&d)
+                .unwrap_err(),
         ] {
             assert!(err.to_string().contains(&msg), "{err}");
         }
