@@ -26,19 +26,18 @@ pub(crate) fn check<E: Float>(
         .take(4)
         .map(|(i, v)| (i, v.to_f64()))
         .collect();
-    let node = &store.nodes[id];
     let lo = id.saturating_sub(3);
     let hi = (id + 4).min(store.nodes.len());
     let context = crate::trace::rows(store, lo..hi, None, Some(id));
     Err(AutodiffError::NonFinite(Box::new(NonFiniteReport {
         phase,
         id,
-        op: node.op.name(),
+        op: store.op_name(id).to_string(),
         label: store.label(id).map(str::to_owned),
         flowing_to: flowing_to.map(|j| {
             (
                 j,
-                store.nodes[j].op.name(),
+                store.op_name(j).to_string(),
                 store.label(j).map(str::to_owned),
             )
         }),

@@ -42,6 +42,15 @@ pub enum AutodiffError {
         /// The loss's shape.
         shape: Vec<usize>,
     },
+    /// A user-defined op ([`crate::CustomOp`]) failed, or its backward broke its contract (the
+    /// wrong number of gradients, a gradient of the wrong shape).
+    #[error("custom op {op}: {reason}")]
+    Custom {
+        /// The op's name.
+        op: String,
+        /// What went wrong: the op's own error message, or the broken contract.
+        reason: String,
+    },
     /// A NaN or infinity appeared while the tape's finite check was on.
     #[error("{0}")]
     NonFinite(Box<NonFiniteReport>),
@@ -57,11 +66,11 @@ pub struct NonFiniteReport {
     /// phase the node whose op's backward produced the non-finite gradient.
     pub id: usize,
     /// The op's name.
-    pub op: &'static str,
+    pub op: String,
     /// The node's label, if it has one.
     pub label: Option<String>,
     /// In the backward phase, the input the gradient was flowing to: its node id, op and label.
-    pub flowing_to: Option<(usize, &'static str, Option<String>)>,
+    pub flowing_to: Option<(usize, String, Option<String>)>,
     /// The shapes of the node's inputs.
     pub input_shapes: Vec<Vec<usize>>,
     /// The first offending values (up to 4).
@@ -74,7 +83,7 @@ pub struct NonFiniteReport {
 
 impl std::fmt::Display for NonFiniteReport {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let describe = |f: &mut std::fmt::Formatter<'_>, id, op, label: &Option<String>| {
+        let describe = |f: &mut std::fmt::Formatter<'_>, id, op: &str, label: &Option<String>| {
             write!(f, "node #{id} ({op}")?;
             if let Some(l) = label {
                 write!(f, " \"{l}\"")?;
@@ -84,7 +93,7 @@ impl std::fmt::Display for NonFiniteReport {
         match &self.flowing_to {
             None => {
                 write!(f, "non-finite {} value at ", self.phase)?;
-                describe(f, self.id, self.op, &self.label)?;
+                describe(f, self.id, &self.op, &self.label)?;
             }
             Some((to, to_op, to_label)) => {
                 write!(
@@ -92,7 +101,7 @@ impl std::fmt::Display for NonFiniteReport {
                     "non-finite {} gradient from the backward of ",
                     self.phase
                 )?;
-                describe(f, self.id, self.op, &self.label)?;
+                describe(f, self.id, &self.op, &self.label)?;
                 write!(f, " flowing to its input ")?;
                 describe(f, *to, to_op, to_label)?;
             }

@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 mod anomaly;
+mod custom;
 mod error;
 mod gradcheck;
 mod gradients;
@@ -34,6 +35,7 @@ mod tape;
 mod trace;
 mod var;
 
+pub use custom::CustomOp;
 pub use error::{AutodiffError, NonFiniteReport, Result};
 pub use gradcheck::{GradcheckReport, InputCheck, gradcheck, gradcheck_with_step};
 pub use gradients::Gradients;

@@ -98,9 +98,21 @@ pub(crate) struct Store<E: Float> {
     pub(crate) saved: Vec<(u32, Tensor<E>)>,
     /// Index lists ops keep (labels, selected rows, argmax positions).
     pub(crate) indices: Vec<usize>,
+    /// The user-defined ops of `Op::Custom` nodes, by the index the node holds.
+    pub(crate) customs: Vec<Arc<dyn crate::custom::CustomOp<E>>>,
 }
 
 impl<E: Float> Store<E> {
+    /// The name of node `i`'s op: the op's own, or a custom op's [`CustomOp::name`].
+    ///
+    /// [`CustomOp::name`]: crate::CustomOp::name
+    pub(crate) fn op_name(&self, i: usize) -> &str {
+        match self.nodes[i].op {
+            crate::ops::Op::Custom { index } => self.customs[index as usize].name(),
+            ref op => op.name(),
+        }
+    }
+
     /// The input ids of node `i`.
     #[inline]
     pub(crate) fn inputs(&self, i: usize) -> &[u32] {
@@ -149,6 +161,7 @@ impl<E: Float> Store<E> {
         self.labels.clear();
         self.saved.clear();
         self.indices.clear();
+        self.customs.clear();
     }
 }
 

@@ -61,8 +61,8 @@ pub(crate) fn rows<E: Float>(
     for i in range {
         let node = &store.nodes[i];
         let op = match node.op.params() {
-            p if p.is_empty() => node.op.name().to_string(),
-            p => format!("{}({p})", node.op.name()),
+            p if p.is_empty() => store.op_name(i).to_string(),
+            p => format!("{}({p})", store.op_name(i)),
         };
         let id = if mark == Some(i) {
             format!(">{i}")
@@ -166,7 +166,7 @@ impl<E: Float> Tape<E> {
             "digraph tape {\n  rankdir=LR;\n  node [shape=record, fontname=\"monospace\", fontsize=10];\n",
         );
         for (i, node) in store.nodes.iter().enumerate() {
-            let mut title = format!("#{i} {}", node.op.name());
+            let mut title = format!("#{i} {}", store.op_name(i));
             let params = node.op.params();
             if !params.is_empty() {
                 let _ = write!(title, "({params})");
@@ -182,7 +182,7 @@ impl<E: Float> Tape<E> {
             if let Some(t) = grads.and_then(|g| g.by_index(i)) {
                 fields.push(escape(&format!("grad {}", abbrev(t))));
             }
-            let fill = match node.op.name() {
+            let fill = match store.op_name(i) {
                 "leaf" => "lightblue",
                 "constant" | "detach" => "lightgrey",
                 _ => "white",

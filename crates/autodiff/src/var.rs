@@ -27,7 +27,7 @@ impl<E: Float> fmt::Debug for Var<'_, E> {
             f,
             "Var(#{} {} {:?})",
             self.id,
-            store.nodes[self.index()].op.name(),
+            store.op_name(self.index()),
             store.shape(self.index())
         )
     }
@@ -102,8 +102,8 @@ impl<'t, E: Float> Var<'t, E> {
     }
 
     /// The op that computed this node (`"leaf"`, `"constant"`, `"sigmoid"`, ...).
-    pub fn op_name(&self) -> &'static str {
-        self.tape.store().nodes[self.index()].op.name()
+    pub fn op_name(&self) -> String {
+        self.tape.store().op_name(self.index()).to_string()
     }
 
     pub(crate) fn check_tape(&self, tape: &Tape<E>, op: &'static str) -> Result<()> {

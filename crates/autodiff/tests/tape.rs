@@ -196,7 +196,7 @@ fn finite_check_names_the_node() {
     let err = y.sum_axis(0, false).unwrap_err();
     match &err {
         AutodiffError::NonFinite(r) => {
-            assert_eq!((r.phase, r.id, r.op), ("forward", 1, "ln"));
+            assert_eq!((r.phase, r.id, r.op.as_str()), ("forward", 1, "ln"));
             assert_eq!(r.label.as_deref(), Some("log_x"));
             assert_eq!(r.input_shapes, vec![vec![3]]);
             assert_eq!(r.indices, vec![1]);
@@ -219,8 +219,8 @@ fn finite_check_names_the_node() {
     let err = tape.backward(s.sum()).unwrap_err();
     match &err {
         AutodiffError::NonFinite(r) => {
-            assert_eq!((r.phase, r.id, r.op), ("backward", 1, "sqrt"), "{err}");
-            assert_eq!(r.flowing_to, Some((0, "leaf", None)));
+            assert_eq!((r.phase, r.id, r.op.as_str()), ("backward", 1, "sqrt"), "{err}");
+            assert_eq!(r.flowing_to, Some((0, "leaf".to_string(), None)));
         }
         other => panic!("unexpected {other}"),
     }
@@ -349,7 +349,7 @@ fn finite_check_on_the_scalar_path() {
     let err = y.mul(x).unwrap_err();
     match &err {
         AutodiffError::NonFinite(r) => {
-            assert_eq!((r.phase, r.id, r.op), ("forward", 1, "ln"));
+            assert_eq!((r.phase, r.id, r.op.as_str()), ("forward", 1, "ln"));
             assert_eq!(r.label.as_deref(), Some("log_x"));
             assert_eq!(r.input_shapes, vec![Vec::<usize>::new()]);
         }
@@ -362,8 +362,8 @@ fn finite_check_on_the_scalar_path() {
     let err = tape.backward(x.sqrt() * 2.0).unwrap_err();
     match &err {
         AutodiffError::NonFinite(r) => {
-            assert_eq!((r.phase, r.id, r.op), ("backward", 1, "sqrt"), "{err}");
-            assert_eq!(r.flowing_to, Some((0, "leaf", None)));
+            assert_eq!((r.phase, r.id, r.op.as_str()), ("backward", 1, "sqrt"), "{err}");
+            assert_eq!(r.flowing_to, Some((0, "leaf".to_string(), None)));
         }
         other => panic!("unexpected {other}"),
     }

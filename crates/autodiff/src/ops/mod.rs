@@ -125,6 +125,10 @@ pub(crate) enum Op<E: Float> {
         start: u32,
         len: u32,
     },
+    /// A user-defined op: the store's `customs[index]`.
+    Custom {
+        index: u32,
+    },
 }
 
 impl<E: Float> Op<E> {
@@ -169,6 +173,7 @@ impl<E: Float> Op<E> {
             Op::Mse => "mse",
             Op::BceWithLogits => "binary_cross_entropy_with_logits",
             Op::SoftmaxCrossEntropy { .. } => "softmax_cross_entropy",
+            Op::Custom { .. } => "custom",
         }
     }
 
@@ -244,6 +249,10 @@ impl<E: Float> Op<E> {
                 let labels = ctx.indices(*start, *len);
                 softmax_cross_entropy::backward(ctx, labels)
             }
+            Op::Custom { index } => {
+                let op = ctx.custom(*index);
+                crate::custom::backward(ctx, &*op)
+            }
         }
     }
 
@@ -291,7 +300,8 @@ impl<E: Float> Op<E> {
             | Op::LogSoftmax { .. }
             | Op::Mse
             | Op::BceWithLogits
-            | Op::SoftmaxCrossEntropy { .. } => None,
+            | Op::SoftmaxCrossEntropy { .. }
+            | Op::Custom { .. } => None,
         }
     }
 }
@@ -404,6 +414,11 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             .binary_search_by_key(&(self.id as u32), |(id, _)| *id)
             .expect("internal invariant: this op saves a tensor in its forward");
         &self.saved[i].1
+    }
+
+    /// The user-defined op of a custom node.
+    pub(crate) fn custom(&self, index: u32) -> std::sync::Arc<dyn crate::custom::CustomOp<E>> {
+        std::sync::Arc::clone(&self.store.customs[index as usize])
     }
 
     /// The slice `start..start + len` of the tape's index arena (labels, rows, argmax).
