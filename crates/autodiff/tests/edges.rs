@@ -42,7 +42,7 @@ fn unary_derivatives_at_their_edges_match_pytorch() {
         fn(Var<'_, f64>) -> Var<'_, f64>,
         &'static [(f64, f64)],
     );
-    let cases: [Case; 15] = [
+    let cases: [Case; 25] = [
         (
             "abs",
             |x| x.abs(),
@@ -87,6 +87,62 @@ fn unary_derivatives_at_their_edges_match_pytorch() {
             "1 / x",
             |x| x.rdiv_scalar(1.0),
             &[(0.0, -INF), (INF, -0.0), (-INF, -0.0)],
+        ),
+        (
+            "recip",
+            |x| x.recip(),
+            &[(0.0, -INF), (INF, -0.0), (-2.0, -0.25)],
+        ),
+        // leaky_relu_backward: self > 0 ? grad : grad * slope; elu_backward: alpha e^x for
+        // x <= 0.
+        (
+            "leaky_relu",
+            |x| x.leaky_relu(0.1),
+            &[(0.0, 0.1), (INF, 1.0), (-INF, 0.1)],
+        ),
+        (
+            "elu",
+            |x| x.elu(2.0),
+            &[(0.0, 2.0), (INF, 1.0), (-INF, 0.0)],
+        ),
+        (
+            "log1p",
+            |x| x.log1p(),
+            &[(-1.0, INF), (0.0, 1.0), (INF, 0.0)],
+        ),
+        (
+            "expm1",
+            |x| x.expm1(),
+            &[(-INF, 0.0), (0.0, 1.0), (INF, INF)],
+        ),
+        (
+            "erf",
+            |x| x.erf(),
+            &[
+                (0.0, std::f64::consts::FRAC_2_SQRT_PI),
+                (INF, 0.0),
+                (-INF, 0.0),
+            ],
+        ),
+        (
+            "gelu",
+            |x| x.gelu(),
+            &[(0.0, 0.5), (-40.0, 0.0), (40.0, 1.0)],
+        ),
+        (
+            "gelu_tanh",
+            |x| x.gelu_tanh(),
+            &[(0.0, 0.5), (-40.0, 0.0), (40.0, 1.0)],
+        ),
+        (
+            "silu",
+            |x| x.silu(),
+            &[(0.0, 0.5), (-800.0, 0.0), (800.0, 1.0)],
+        ),
+        (
+            "sin",
+            |x| x.sin(),
+            &[(0.0, 1.0), (std::f64::consts::PI, -1.0)],
         ),
     ];
     for (name, op, points) in cases {

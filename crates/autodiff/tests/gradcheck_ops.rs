@@ -99,9 +99,48 @@ fn unary_ops_at(shape: &[usize]) {
     check("scalar_div", vec![positive(shape, 7)], |t, v| {
         weigh(t, 3.0 / v[0])
     });
-    check("operators", vec![x], |t, v| {
+    check("operators", vec![x.clone()], |t, v| {
         weigh(t, (2.0 * v[0] + 1.0) / 4.0 - v[0] * 0.5)
     });
+    check("recip", vec![away_from_zero(shape, 8)], |t, v| {
+        weigh(t, v[0].recip())
+    });
+    check("sin", vec![x.clone()], |t, v| weigh(t, v[0].sin()));
+    check("cos", vec![x.clone()], |t, v| weigh(t, v[0].cos()));
+    check("log1p", vec![positive(shape, 9)], |t, v| {
+        weigh(t, v[0].log1p())
+    });
+    check("expm1", vec![x.clone()], |t, v| weigh(t, v[0].expm1()));
+    check("erf", vec![x.clone()], |t, v| weigh(t, v[0].erf()));
+    check("gelu", vec![x.clone()], |t, v| weigh(t, v[0].gelu()));
+    check("gelu_tanh", vec![x.clone()], |t, v| {
+        weigh(t, v[0].gelu_tanh())
+    });
+    check("silu", vec![x.clone()], |t, v| weigh(t, v[0].silu()));
+    check("leaky_relu", vec![away_from_zero(shape, 10)], |t, v| {
+        weigh(t, v[0].leaky_relu(0.05))
+    });
+    check("elu", vec![away_from_zero(shape, 11)], |t, v| {
+        weigh(t, v[0].elu(1.3))
+    });
+}
+
+/// The smooth activations at and around their characteristic points: 0, tiny values, and the
+/// tails where they saturate or become the identity.
+#[test]
+fn smooth_activations_at_their_edges() {
+    let x = Tensor::from_vec(vec![-8.0, -3.0, -1e-4, 0.0, 1e-4, 3.0, 8.0], &[7]).unwrap();
+    check("gelu", vec![x.clone()], |t, v| weigh(t, v[0].gelu()));
+    check("gelu_tanh", vec![x.clone()], |t, v| {
+        weigh(t, v[0].gelu_tanh())
+    });
+    check("silu", vec![x.clone()], |t, v| weigh(t, v[0].silu()));
+    check("erf", vec![x.clone()], |t, v| weigh(t, v[0].erf()));
+    check("expm1", vec![x.clone()], |t, v| weigh(t, v[0].expm1()));
+    check("sin", vec![x.clone()], |t, v| weigh(t, v[0].sin()));
+    check("cos", vec![x.clone()], |t, v| weigh(t, v[0].cos()));
+    let near = Tensor::from_vec(vec![-0.9, -1e-4, 0.0, 1e-4, 50.0], &[5]).unwrap();
+    check("log1p", vec![near], |t, v| weigh(t, v[0].log1p()));
 }
 
 #[test]

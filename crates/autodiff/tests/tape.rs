@@ -219,7 +219,11 @@ fn finite_check_names_the_node() {
     let err = tape.backward(s.sum()).unwrap_err();
     match &err {
         AutodiffError::NonFinite(r) => {
-            assert_eq!((r.phase, r.id, r.op.as_str()), ("backward", 1, "sqrt"), "{err}");
+            assert_eq!(
+                (r.phase, r.id, r.op.as_str()),
+                ("backward", 1, "sqrt"),
+                "{err}"
+            );
             assert_eq!(r.flowing_to, Some((0, "leaf".to_string(), None)));
         }
         other => panic!("unexpected {other}"),
@@ -362,7 +366,11 @@ fn finite_check_on_the_scalar_path() {
     let err = tape.backward(x.sqrt() * 2.0).unwrap_err();
     match &err {
         AutodiffError::NonFinite(r) => {
-            assert_eq!((r.phase, r.id, r.op.as_str()), ("backward", 1, "sqrt"), "{err}");
+            assert_eq!(
+                (r.phase, r.id, r.op.as_str()),
+                ("backward", 1, "sqrt"),
+                "{err}"
+            );
             assert_eq!(r.flowing_to, Some((0, "leaf".to_string(), None)));
         }
         other => panic!("unexpected {other}"),

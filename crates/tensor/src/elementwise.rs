@@ -387,6 +387,34 @@ unary_ops! {
     relu => map |x| x.max(E::ZERO);
     /// Elementwise ln(1 + e^x), stable for large |x|.
     softplus => map_par |x| x.softplus();
+    /// Elementwise sine.
+    sin => map_par |x| x.sin();
+    /// Elementwise cosine.
+    cos => map_par |x| x.cos();
+    /// Elementwise ln(1 + x), accurate near 0.
+    log1p => map_par |x| x.ln_1p();
+    /// Elementwise e^x - 1, accurate near 0.
+    expm1 => map_par |x| x.exp_m1();
+    /// Elementwise error function.
+    erf => map_par |x| x.erf();
+    /// Elementwise GELU, exact: x Phi(x).
+    gelu => map_par |x| x.gelu();
+    /// Elementwise GELU, tanh approximation.
+    gelu_tanh => map_par |x| x.gelu_tanh();
+    /// Elementwise SiLU (swish): x sigmoid(x).
+    silu => map_par |x| x.silu();
+}
+
+impl<E: Float> Tensor<E> {
+    /// Elementwise leaky ReLU: x for x > 0, else `slope` x.
+    pub fn leaky_relu(&self, slope: E) -> Tensor<E> {
+        self.map(|x| if x > E::ZERO { x } else { slope * x })
+    }
+
+    /// Elementwise ELU: x for x > 0, else `alpha` (e^x - 1).
+    pub fn elu(&self, alpha: E) -> Tensor<E> {
+        self.map_par(|x| if x > E::ZERO { x } else { alpha * x.exp_m1() })
+    }
 }
 
 impl<E: Float> Tensor<E> {

@@ -72,6 +72,36 @@ pub trait Float:
     fn is_finite(self) -> bool;
     /// Negative infinity.
     fn neg_infinity() -> Self;
+    /// Sine.
+    fn sin(self) -> Self;
+    /// Cosine.
+    fn cos(self) -> Self;
+    /// e^x - 1, accurate near zero.
+    fn exp_m1(self) -> Self;
+    /// The error function, 2/sqrt(pi) times the integral of e^(-t^2) from 0 to x (the `libm`
+    /// crate's, correctly rounded to within an ulp).
+    fn erf(self) -> Self;
+
+    /// GELU, exact: x Phi(x) with Phi the standard normal distribution function,
+    /// 0.5 (1 + erf(x / sqrt 2)).
+    #[inline]
+    fn gelu(self) -> Self {
+        let half = Self::from_f64(0.5);
+        half * self * (Self::ONE + (self * Self::from_f64(std::f64::consts::FRAC_1_SQRT_2)).erf())
+    }
+
+    /// GELU's tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+    #[inline]
+    fn gelu_tanh(self) -> Self {
+        let half = Self::from_f64(0.5);
+        half * self * (Self::ONE + gelu_tanh_inner(self).tanh())
+    }
+
+    /// SiLU (swish): x sigmoid(x).
+    #[inline]
+    fn silu(self) -> Self {
+        self * self.sigmoid()
+    }
 
     /// Logistic sigmoid 1 / (1 + e^-x), without NaN for any x: for very negative x, e^-x
     /// overflows to infinity and the quotient is exactly 0, the correctly rounded limit. No
@@ -112,8 +142,14 @@ pub trait Float:
     );
 }
 
+/// sqrt(2/pi) (x + 0.044715 x^3): the argument of tanh in GELU's tanh approximation.
+#[inline]
+pub(crate) fn gelu_tanh_inner<E: Float>(x: E) -> E {
+    E::from_f64(0.797_884_560_802_865_4) * (x + E::from_f64(0.044_715) * x * x * x)
+}
+
 macro_rules! impl_float {
-    ($t:ty, $name:literal, $gemm:path) => {
+    ($t:ty, $name:literal, $gemm:path, $erf:path) => {
         impl Float for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -175,6 +211,22 @@ macro_rules! impl_float {
                 <$t>::NEG_INFINITY
             }
             #[inline]
+            fn sin(self) -> Self {
+                <$t>::sin(self)
+            }
+            #[inline]
+            fn cos(self) -> Self {
+                <$t>::cos(self)
+            }
+            #[inline]
+            fn exp_m1(self) -> Self {
+                <$t>::exp_m1(self)
+            }
+            #[inline]
+            fn erf(self) -> Self {
+                $erf(self)
+            }
+            #[inline]
             unsafe fn gemm(
                 m: usize,
                 k: usize,
@@ -198,5 +250,5 @@ macro_rules! impl_float {
     };
 }
 
-impl_float!(f32, "f32", matrixmultiply::sgemm);
-impl_float!(f64, "f64", matrixmultiply::dgemm);
+impl_float!(f32, "f32", matrixmultiply::sgemm, libm::erff);
+impl_float!(f64, "f64", matrixmultiply::dgemm, libm::erf);

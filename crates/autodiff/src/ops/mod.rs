@@ -15,10 +15,18 @@ mod affine;
 mod bce_with_logits;
 mod broadcast_to;
 mod concat;
+mod cos;
 mod div;
+mod elu;
+mod erf;
 mod exp;
+mod expm1;
+mod gelu;
+mod gelu_tanh;
+mod leaky_relu;
 mod linear;
 mod ln;
+mod log1p;
 mod log_softmax;
 mod matmul;
 mod max_axis;
@@ -30,11 +38,14 @@ mod narrow;
 mod neg;
 mod operators;
 mod powf;
+mod recip;
 mod relu;
 mod reshape;
 mod scalar_div;
 mod select_rows;
 mod sigmoid;
+mod silu;
+mod sin;
 mod softmax;
 mod softmax_cross_entropy;
 mod softplus;
@@ -77,6 +88,17 @@ pub(crate) enum Op<E: Float> {
     Tanh,
     Relu,
     Softplus,
+    Recip,
+    Sin,
+    Cos,
+    Log1p,
+    Expm1,
+    Erf,
+    Gelu,
+    GeluTanh,
+    Silu,
+    LeakyRelu(E),
+    Elu(E),
     MatMul,
     /// `x W + b` in one node.
     Linear,
@@ -155,6 +177,17 @@ impl<E: Float> Op<E> {
             Op::Tanh => "tanh",
             Op::Relu => "relu",
             Op::Softplus => "softplus",
+            Op::Recip => "recip",
+            Op::Sin => "sin",
+            Op::Cos => "cos",
+            Op::Log1p => "log1p",
+            Op::Expm1 => "expm1",
+            Op::Erf => "erf",
+            Op::Gelu => "gelu",
+            Op::GeluTanh => "gelu_tanh",
+            Op::Silu => "silu",
+            Op::LeakyRelu(_) => "leaky_relu",
+            Op::Elu(_) => "elu",
             Op::MatMul => "matmul",
             Op::Linear => "linear",
             Op::Transpose => "t",
@@ -183,6 +216,8 @@ impl<E: Float> Op<E> {
             Op::Affine { scale, shift } => format!("{scale}*x + {shift}"),
             Op::ScalarDiv(c) => format!("{c}/x"),
             Op::PowF(p) => format!("p={p}"),
+            Op::LeakyRelu(p) => format!("slope={p}"),
+            Op::Elu(p) => format!("alpha={p}"),
             Op::Concat { axis } | Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 format!("axis={axis}")
             }
@@ -217,6 +252,17 @@ impl<E: Float> Op<E> {
             Op::Tanh => tanh::backward(ctx),
             Op::Relu => relu::backward(ctx),
             Op::Softplus => softplus::backward(ctx),
+            Op::Recip => recip::backward(ctx),
+            Op::Sin => sin::backward(ctx),
+            Op::Cos => cos::backward(ctx),
+            Op::Log1p => log1p::backward(ctx),
+            Op::Expm1 => expm1::backward(ctx),
+            Op::Erf => erf::backward(ctx),
+            Op::Gelu => gelu::backward(ctx),
+            Op::GeluTanh => gelu_tanh::backward(ctx),
+            Op::Silu => silu::backward(ctx),
+            Op::LeakyRelu(p) => leaky_relu::backward(ctx, *p),
+            Op::Elu(p) => elu::backward(ctx, *p),
             Op::MatMul => matmul::backward(ctx),
             Op::Linear => linear::backward(ctx),
             Op::Transpose => transpose::backward(ctx),
@@ -280,6 +326,17 @@ impl<E: Float> Op<E> {
             Op::Tanh => unary(tanh::derivative(g, a, y)),
             Op::Relu => unary(relu::derivative(g, a, y)),
             Op::Softplus => unary(softplus::derivative(g, a, y)),
+            Op::Recip => unary(recip::derivative(g, a, y)),
+            Op::Sin => unary(sin::derivative(g, a, y)),
+            Op::Cos => unary(cos::derivative(g, a, y)),
+            Op::Log1p => unary(log1p::derivative(g, a, y)),
+            Op::Expm1 => unary(expm1::derivative(g, a, y)),
+            Op::Erf => unary(erf::derivative(g, a, y)),
+            Op::Gelu => unary(gelu::derivative(g, a, y)),
+            Op::GeluTanh => unary(gelu_tanh::derivative(g, a, y)),
+            Op::Silu => unary(silu::derivative(g, a, y)),
+            Op::LeakyRelu(p) => unary(leaky_relu::derivative(g, a, y, *p)),
+            Op::Elu(p) => unary(elu::derivative(g, a, y, *p)),
             Op::Leaf
             | Op::Constant
             | Op::Detach
