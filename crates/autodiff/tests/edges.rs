@@ -207,3 +207,47 @@ fn reductions_at_ties_and_infinities() {
         .unwrap();
     assert_eq!(g[z].to_vec(), vec![0.5, -0.5]);
 }
+
+#[test]
+fn binary_elementwise_ops_at_ties_zeros_and_bounds() {
+    // Both paths: rank 0 (scalar) and a [2] tensor whose first element is the point.
+    fn grads(a: f64, b: f64, op: &str) -> [(f64, f64); 2] {
+        let run = |shape: &[usize]| {
+            let tape = Tape::<f64>::new();
+            let fill = |v: f64| match shape {
+                [] => Tensor::scalar(v),
+                _ => Tensor::from_vec(vec![v, 1.5], shape).unwrap(),
+            };
+            let (va, vb) = (tape.var(fill(a)), tape.var(fill(b)));
+            let y = match op {
+                "maximum" => va.maximum(vb).unwrap(),
+                "minimum" => va.minimum(vb).unwrap(),
+                _ => va.pow(vb).unwrap(),
+            };
+            let g = tape.backward(y.sum()).unwrap();
+            (g[va].as_slice()[0], g[vb].as_slice()[0])
+        };
+        [run(&[]), run(&[2])]
+    }
+    for path in grads(2.0, 2.0, "maximum") {
+        assert_eq!(path, (0.5, 0.5), "maximum at a tie splits the gradient");
+    }
+    for path in grads(-1.0, -1.0, "minimum") {
+        assert_eq!(path, (0.5, 0.5), "minimum at a tie splits the gradient");
+    }
+    // pow at base 0: d/db is 0 for b >= 0 (PyTorch masks it), d/da is 0 for b = 0.
+    for path in grads(0.0, 2.0, "pow") {
+        assert_eq!(path, (0.0, 0.0));
+    }
+    for path in grads(0.0, 0.0, "pow") {
+        assert_eq!(path, (0.0, 0.0));
+    }
+    // clamp: 0 at the bounds and outside, 1 strictly inside, on both paths.
+    for (x, want) in [(-1.0, 0.0), (0.0, 0.0), (0.5, 1.0), (1.0, 0.0), (2.0, 0.0)] {
+        same(
+            &format!("clamp at {x}"),
+            derivative(|v| v.clamp(0.0, 1.0).unwrap(), x),
+            want,
+        );
+    }
+}

@@ -64,7 +64,17 @@ fn elementwise_ops_on_the_scalar_path() {
     check("mul", vec![a.clone(), b.clone()], |t, v| {
         weigh(t, v[0] * v[1])
     });
-    check("div", vec![a.clone(), bp], |t, v| weigh(t, v[0] / v[1]));
+    check("div", vec![a.clone(), bp.clone()], |t, v| {
+        weigh(t, v[0] / v[1])
+    });
+    let apart = Tensor::scalar(a.item().unwrap() + 0.3);
+    check("maximum", vec![a.clone(), apart.clone()], |t, v| {
+        weigh(t, v[0].maximum(v[1])?)
+    });
+    check("minimum", vec![a.clone(), apart], |t, v| {
+        weigh(t, v[0].minimum(v[1])?)
+    });
+    check("pow", vec![bp, b.clone()], |t, v| weigh(t, v[0].pow(v[1])?));
     check("fan-out", vec![a, b], |t, v| {
         weigh(t, (v[0] * v[0] + v[1]).sigmoid() * v[0])
     });
@@ -166,10 +176,82 @@ fn broadcasting_binary_ops() {
         });
         check("div", vec![a.clone(), bp], |t, v| weigh(t, v[0].div(v[1])?));
         // The broadcast operand on the left too.
-        check("sub (swapped)", vec![b, a], |t, v| {
+        check("sub (swapped)", vec![b.clone(), a.clone()], |t, v| {
             weigh(t, v[0].sub(v[1])?)
         });
+        // maximum and minimum away from ties (b shifted by 0.05 where they come close).
+        let apart = apart_from(&a, &b);
+        for (name, sw) in [
+            ("maximum", false),
+            ("minimum", false),
+            ("maximum (swapped)", true),
+        ] {
+            let inputs = if sw {
+                vec![apart.clone(), a.clone()]
+            } else {
+                vec![a.clone(), apart.clone()]
+            };
+            check(name, inputs, |t, v| {
+                weigh(
+                    t,
+                    if name.starts_with("minimum") {
+                        v[0].minimum(v[1])?
+                    } else {
+                        v[0].maximum(v[1])?
+                    },
+                )
+            });
+        }
+        // pow with a positive base and a differentiable exponent, both broadcast.
+        let base = positive(sa, 40 + i as u64);
+        check("pow", vec![base.clone(), b.clone()], |t, v| {
+            weigh(t, v[0].pow(v[1])?)
+        });
+        check(
+            "pow (swapped)",
+            vec![positive(sb, 50 + i as u64), a.clone()],
+            |t, v| weigh(t, v[0].pow(v[1])?),
+        );
+        // where_cond with a condition of a's shape choosing between a and b.
+        let cond = Tensor::from_fn(sa, |k| (k % 3 == 0) as u8 as f64);
+        check("where_cond", vec![a.clone(), b.clone()], |t, v| {
+            weigh(t, Var::where_cond(&cond, v[0], v[1])?)
+        });
+        // masked_fill with a mask of b's shape, where it broadcasts to a's.
+        let mask = Tensor::from_fn(sb, |k| (k % 2) as f64);
+        if mask.broadcast_to(sa).is_ok() {
+            check("masked_fill", vec![a.clone()], |t, v| {
+                weigh(t, v[0].masked_fill(&mask, 7.0)?)
+            });
+        }
     }
+}
+
+/// `b` broadcast against `a`, moved at least 0.05 away from `a` wherever they come close, so
+/// maximum and minimum are checked away from their kinks (ties are asserted in `edges.rs`).
+fn apart_from(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+    let shape = tapegrad_tensor::broadcast_shape("test", a.shape(), b.shape()).unwrap();
+    let (ab, bb) = (
+        a.broadcast_to(&shape).unwrap(),
+        b.broadcast_to(&shape).unwrap(),
+    );
+    let moved = Tensor::from_fn(&shape, |k| {
+        let (x, y) = (ab.as_slice()[k], bb.as_slice()[k]);
+        if (x - y).abs() < 0.05 { x + 0.1 } else { y }
+    });
+    moved
+}
+
+#[test]
+fn clamp_away_from_its_bounds() {
+    // Values inside, below and above [-0.5, 0.8], none within 0.05 of a bound.
+    let x = Tensor::from_vec(vec![-2.0, -0.6, -0.2, 0.0, 0.3, 0.7, 0.9, 3.0], &[2, 4]).unwrap();
+    check("clamp", vec![x.clone()], |t, v| {
+        weigh(t, v[0].clamp(-0.5, 0.8)?)
+    });
+    check("clamp (rank 0)", vec![Tensor::scalar(0.25)], |t, v| {
+        weigh(t, v[0].clamp(-0.5, 0.8)?)
+    });
 }
 
 #[test]

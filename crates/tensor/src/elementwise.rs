@@ -437,4 +437,60 @@ impl<E: Float> Tensor<E> {
     pub fn clamp(&self, low: E, high: E) -> Tensor<E> {
         self.map(|x| x.max(low).min(high))
     }
+
+    /// Elementwise choice: `on_true` where `cond` is nonzero, else `on_false`, all three
+    /// broadcast together (NumPy's `where`, PyTorch's `torch.where`).
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let cond = Tensor::<f32>::from_vec(vec![1.0, 0.0, 2.0], &[3])?;
+    /// let a = Tensor::from_vec(vec![10.0, 20.0, 30.0], &[3])?;
+    /// let y = Tensor::where_cond(&cond, &a, &Tensor::scalar(-1.0))?;
+    /// assert_eq!(y.to_vec(), vec![10.0, -1.0, 30.0]);
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] when the three shapes do not broadcast together, and the
+    /// errors of a result too large to hold.
+    pub fn where_cond(
+        cond: &Tensor<E>,
+        on_true: &Tensor<E>,
+        on_false: &Tensor<E>,
+    ) -> Result<Tensor<E>> {
+        let shape = broadcast_shape("where_cond", cond.shape(), on_true.shape())?;
+        let shape = broadcast_shape("where_cond", &shape, on_false.shape())?;
+        let (c, t, f) = (
+            cond.broadcast_to(&shape)?,
+            on_true.broadcast_to(&shape)?,
+            on_false.broadcast_to(&shape)?,
+        );
+        let (cs, ts, fs) = (c.as_slice(), t.as_slice(), f.as_slice());
+        Tensor::try_from_fn(&shape, |i| if cs[i] != E::ZERO { ts[i] } else { fs[i] })
+    }
+
+    /// `value` where `mask` (broadcast to this tensor's shape) is nonzero, else this tensor's
+    /// element (PyTorch's `masked_fill`).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Broadcast`] when `mask` does not broadcast to this tensor's shape.
+    pub fn masked_fill(&self, mask: &Tensor<E>, value: E) -> Result<Tensor<E>> {
+        let m = mask
+            .broadcast_to(self.shape())
+            .map_err(|_| TensorError::Broadcast {
+                op: "masked_fill",
+                lhs: self.shape().to_vec(),
+                rhs: mask.shape().to_vec(),
+            })?;
+        let ms = m.as_slice();
+        Ok(Tensor::from_fn(self.shape(), |i| {
+            if ms[i] != E::ZERO {
+                value
+            } else {
+                self.data[i]
+            }
+        }))
+    }
 }

@@ -14,6 +14,7 @@ mod add;
 mod affine;
 mod bce_with_logits;
 mod broadcast_to;
+mod clamp;
 mod concat;
 mod cos;
 mod div;
@@ -28,15 +29,19 @@ mod linear;
 mod ln;
 mod log1p;
 mod log_softmax;
+mod masked_fill;
 mod matmul;
 mod max_axis;
+mod maximum;
 mod mean;
 mod mean_axis;
+mod minimum;
 mod mse;
 mod mul;
 mod narrow;
 mod neg;
 mod operators;
+mod pow;
 mod powf;
 mod recip;
 mod relu;
@@ -56,6 +61,7 @@ mod sum;
 mod sum_axis;
 mod tanh;
 mod transpose;
+mod where_cond;
 
 /// What computed a node, with the parameters its backward needs.
 #[derive(Debug, Clone)]
@@ -88,6 +94,15 @@ pub(crate) enum Op<E: Float> {
     Tanh,
     Relu,
     Softplus,
+    Maximum,
+    Minimum,
+    Pow,
+    Clamp {
+        lo: E,
+        hi: E,
+    },
+    WhereCond,
+    MaskedFill,
     Recip,
     Sin,
     Cos,
@@ -177,6 +192,12 @@ impl<E: Float> Op<E> {
             Op::Tanh => "tanh",
             Op::Relu => "relu",
             Op::Softplus => "softplus",
+            Op::Maximum => "maximum",
+            Op::Minimum => "minimum",
+            Op::Pow => "pow",
+            Op::Clamp { .. } => "clamp",
+            Op::WhereCond => "where_cond",
+            Op::MaskedFill => "masked_fill",
             Op::Recip => "recip",
             Op::Sin => "sin",
             Op::Cos => "cos",
@@ -217,6 +238,7 @@ impl<E: Float> Op<E> {
             Op::ScalarDiv(c) => format!("{c}/x"),
             Op::PowF(p) => format!("p={p}"),
             Op::LeakyRelu(p) => format!("slope={p}"),
+            Op::Clamp { lo, hi } => format!("{lo}..={hi}"),
             Op::Elu(p) => format!("alpha={p}"),
             Op::Concat { axis } | Op::Softmax { axis } | Op::LogSoftmax { axis } => {
                 format!("axis={axis}")
@@ -252,6 +274,12 @@ impl<E: Float> Op<E> {
             Op::Tanh => tanh::backward(ctx),
             Op::Relu => relu::backward(ctx),
             Op::Softplus => softplus::backward(ctx),
+            Op::Maximum => maximum::backward(ctx),
+            Op::Minimum => minimum::backward(ctx),
+            Op::Pow => pow::backward(ctx),
+            Op::Clamp { lo, hi } => clamp::backward(ctx, *lo, *hi),
+            Op::WhereCond => where_cond::backward(ctx),
+            Op::MaskedFill => masked_fill::backward(ctx),
             Op::Recip => recip::backward(ctx),
             Op::Sin => sin::backward(ctx),
             Op::Cos => cos::backward(ctx),
@@ -326,6 +354,10 @@ impl<E: Float> Op<E> {
             Op::Tanh => unary(tanh::derivative(g, a, y)),
             Op::Relu => unary(relu::derivative(g, a, y)),
             Op::Softplus => unary(softplus::derivative(g, a, y)),
+            Op::Maximum => Some(maximum::derivatives(g, a, b, y)),
+            Op::Minimum => Some(minimum::derivatives(g, a, b, y)),
+            Op::Pow => Some(pow::derivatives(g, a, b, y)),
+            Op::Clamp { lo, hi } => unary(clamp::derivative(g, a, *lo, *hi)),
             Op::Recip => unary(recip::derivative(g, a, y)),
             Op::Sin => unary(sin::derivative(g, a, y)),
             Op::Cos => unary(cos::derivative(g, a, y)),
@@ -358,6 +390,8 @@ impl<E: Float> Op<E> {
             | Op::Mse
             | Op::BceWithLogits
             | Op::SoftmaxCrossEntropy { .. }
+            | Op::WhereCond
+            | Op::MaskedFill
             | Op::Custom { .. } => None,
         }
     }
