@@ -235,11 +235,10 @@ fn apart_from(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
         a.broadcast_to(&shape).unwrap(),
         b.broadcast_to(&shape).unwrap(),
     );
-    let moved = Tensor::from_fn(&shape, |k| {
+    Tensor::from_fn(&shape, |k| {
         let (x, y) = (ab.as_slice()[k], bb.as_slice()[k]);
         if (x - y).abs() < 0.05 { x + 0.1 } else { y }
-    });
-    moved
+    })
 }
 
 #[test]
@@ -252,6 +251,15 @@ fn clamp_away_from_its_bounds() {
     check("clamp (rank 0)", vec![Tensor::scalar(0.25)], |t, v| {
         weigh(t, v[0].clamp(-0.5, 0.8)?)
     });
+    // Bounds that describe no interval are refused.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(0.0));
+    let err = x.clamp(1.0, 0.0).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "invalid argument in clamp: the bounds must satisfy lo <= hi, got lo 1 and hi 0"
+    );
+    assert!(x.clamp(f64::NAN, 1.0).is_err());
 }
 
 #[test]

@@ -27,7 +27,10 @@ impl<E: Float> Var<'_, E> {
     /// When `lo > hi` or either bound is NaN.
     #[doc(alias = "clip")]
     pub fn clamp(self, lo: E, hi: E) -> Result<Self> {
-        if lo.partial_cmp(&hi).is_none_or(|o| o == std::cmp::Ordering::Greater) {
+        if lo
+            .partial_cmp(&hi)
+            .is_none_or(|o| o == std::cmp::Ordering::Greater)
+        {
             return Err(tapegrad_tensor::TensorError::Invalid {
                 op: "clamp",
                 reason: format!("the bounds must satisfy lo <= hi, got lo {lo} and hi {hi}"),
