@@ -413,3 +413,45 @@ fn a_composed_network_layer() {
         z.softmax_cross_entropy(&[0, 1, 2, 1, 0])
     });
 }
+
+#[test]
+fn layout_ops() {
+    let x = randn(&[2, 3, 4], 60);
+    for axes in [[2, 0, 1], [1, 2, 0], [0, 2, 1], [0, 1, 2]] {
+        check("permute", vec![x.clone()], |t, v| {
+            weigh(t, v[0].permute(&axes)?)
+        });
+    }
+    let x4 = randn(&[2, 3, 2, 2], 61);
+    check("permute rank 4 (heads)", vec![x4.clone()], |t, v| {
+        weigh(t, v[0].permute(&[0, 2, 1, 3])?)
+    });
+    check("transpose", vec![x.clone()], |t, v| {
+        weigh(t, v[0].transpose(0, 2)?)
+    });
+    check("unsqueeze/squeeze", vec![x.clone()], |t, v| {
+        weigh(t, v[0].unsqueeze(1)?.sigmoid().squeeze(1)?)
+    });
+    check("flatten", vec![x4.clone()], |t, v| {
+        weigh(t, v[0].flatten(1, 3)?)
+    });
+    let (a, b, c) = (randn(&[2, 3], 62), randn(&[2, 3], 63), randn(&[2, 3], 64));
+    for axis in 0..=2 {
+        check("stack", vec![a.clone(), b.clone(), c.clone()], |t, v| {
+            weigh(t, Var::stack(&[v[0], v[1], v[2], v[0]], axis)?)
+        });
+    }
+    check("pad", vec![x.clone()], |t, v| {
+        weigh(t, v[0].pad(&[(1, 0), (0, 2), (1, 1)], 0.5)?)
+    });
+    check("pad rank 0", vec![Tensor::scalar(0.3)], |t, v| {
+        weigh(t, v[0].pad(&[], 1.0)?)
+    });
+    for axis in 0..3 {
+        let n = x.shape()[axis];
+        let idx: Vec<usize> = (0..n).rev().chain([0, n - 1]).collect();
+        check("index_select", vec![x.clone()], |t, v| {
+            weigh(t, v[0].index_select(axis, &idx)?)
+        });
+    }
+}

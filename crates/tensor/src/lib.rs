@@ -42,6 +42,7 @@ mod display;
 mod elementwise;
 mod error;
 mod float;
+mod layout;
 mod matmul;
 mod ops;
 mod pool;

@@ -523,3 +523,64 @@ fn linear_with_empty_and_tiny_shapes() {
         }
     }
 }
+
+#[test]
+fn layout_ops_against_element_access() {
+    let x = Tensor::<f64>::from_fn(&[2, 3, 4], |i| i as f64);
+    // permute: y[i, j, k] = x[index rearranged].
+    let y = x.permute(&[1, 2, 0]).unwrap();
+    assert_eq!(y.shape(), &[3, 4, 2]);
+    for i in 0..3 {
+        for j in 0..4 {
+            for k in 0..2 {
+                assert_eq!(y.get(&[i, j, k]).unwrap(), x.get(&[k, i, j]).unwrap());
+            }
+        }
+    }
+    assert_eq!(x.permute(&[0, 1, 2]).unwrap(), x);
+    for bad in [&[0, 1][..], &[0, 1, 1], &[0, 1, 3], &[0, 1, 2, 3]] {
+        assert!(x.permute(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(x.transpose(1, 2).unwrap(), x.t());
+    assert!(x.transpose(0, 3).is_err());
+    // pad then crop is the identity; the border holds the value.
+    let pads = [(1, 0), (2, 1), (0, 3)];
+    let p = x.pad(&pads, -1.0).unwrap();
+    assert_eq!(p.shape(), &[3, 6, 7]);
+    assert_eq!(p.get(&[0, 0, 0]).unwrap(), -1.0);
+    assert_eq!(p.get(&[1, 2, 0]).unwrap(), 0.0);
+    assert_eq!(p.get(&[2, 4, 3]).unwrap(), x.get(&[1, 2, 3]).unwrap());
+    assert_eq!(p.crop(&pads).unwrap(), x);
+    assert!(x.pad(&[(0, 0)], 0.0).is_err());
+    assert!(x.crop(&[(2, 1), (0, 0), (0, 0)]).is_err());
+    assert_eq!(x.crop(&[(1, 1), (0, 0), (0, 0)]).unwrap().shape(), &[0, 3, 4]);
+    // index_select along each axis matches gathering by hand; index_add is its adjoint.
+    let idx = [2, 0, 2];
+    let s = x.index_select(1, &idx).unwrap();
+    assert_eq!(s.shape(), &[2, 3, 4]);
+    assert_eq!(s.get(&[1, 0, 3]).unwrap(), x.get(&[1, 2, 3]).unwrap());
+    assert_eq!(
+        x.index_select(0, &[1, 0]).unwrap(),
+        x.select_rows(&[1, 0]).unwrap()
+    );
+    assert!(x.index_select(1, &[3]).is_err());
+    let mut acc = Tensor::<f64>::zeros(&[2, 3, 4]);
+    acc.index_add(1, &idx, &Tensor::ones(&[2, 3, 4])).unwrap();
+    assert_eq!(acc.get(&[0, 2, 0]).unwrap(), 2.0);
+    assert_eq!(acc.get(&[0, 1, 0]).unwrap(), 0.0);
+    // squeeze, unsqueeze, flatten, stack.
+    assert_eq!(x.unsqueeze(3).unwrap().shape(), &[2, 3, 4, 1]);
+    assert!(x.squeeze(0).is_err());
+    assert_eq!(x.flatten(0, 2).unwrap().shape(), &[24]);
+    let st = Tensor::stack(&[&x, &x], 3).unwrap();
+    assert_eq!(st.shape(), &[2, 3, 4, 2]);
+    assert_eq!(st.get(&[1, 2, 3, 1]).unwrap(), 23.0);
+    assert!(Tensor::stack(&[&x, &x.t()], 0).is_err());
+    // Empty and zero-size tensors.
+    let e = Tensor::<f64>::zeros(&[0, 3]);
+    assert_eq!(e.permute(&[1, 0]).unwrap().shape(), &[3, 0]);
+    assert_eq!(
+        e.pad(&[(1, 1), (0, 0)], 2.0).unwrap().to_vec(),
+        vec![2.0; 6]
+    );
+}

@@ -22,8 +22,10 @@ mod elu;
 mod erf;
 mod exp;
 mod expm1;
+mod flatten;
 mod gelu;
 mod gelu_tanh;
+mod index_select;
 mod leaky_relu;
 mod linear;
 mod ln;
@@ -41,6 +43,8 @@ mod mul;
 mod narrow;
 mod neg;
 mod operators;
+mod pad;
+mod permute;
 mod pow;
 mod powf;
 mod recip;
@@ -56,11 +60,15 @@ mod softmax_cross_entropy;
 mod softplus;
 mod sqrt;
 mod square;
+mod squeeze;
+mod stack;
 mod sub;
 mod sum;
 mod sum_axis;
 mod tanh;
 mod transpose;
+mod transpose_axes;
+mod unsqueeze;
 mod where_cond;
 
 /// What computed a node, with the parameters its backward needs.
@@ -118,6 +126,28 @@ pub(crate) enum Op<E: Float> {
     /// `x W + b` in one node.
     Linear,
     Transpose,
+    /// Axes `indices[start..start + len]` of the tape's index arena.
+    Permute {
+        start: u32,
+        len: u32,
+    },
+    TransposeAxes {
+        a: u32,
+        b: u32,
+    },
+    Stack {
+        axis: u32,
+    },
+    /// (before, after) pairs flattened in `indices[start..start + len]`.
+    Pad {
+        start: u32,
+        len: u32,
+    },
+    IndexSelect {
+        axis: u32,
+        start: u32,
+        len: u32,
+    },
     Reshape,
     BroadcastTo,
     Concat {
@@ -212,6 +242,11 @@ impl<E: Float> Op<E> {
             Op::MatMul => "matmul",
             Op::Linear => "linear",
             Op::Transpose => "t",
+            Op::Permute { .. } => "permute",
+            Op::TransposeAxes { .. } => "transpose",
+            Op::Stack { .. } => "stack",
+            Op::Pad { .. } => "pad",
+            Op::IndexSelect { .. } => "index_select",
             Op::Reshape => "reshape",
             Op::BroadcastTo => "broadcast_to",
             Op::Concat { .. } => "concat",
@@ -240,7 +275,10 @@ impl<E: Float> Op<E> {
             Op::LeakyRelu(p) => format!("slope={p}"),
             Op::Clamp { lo, hi } => format!("{lo}..={hi}"),
             Op::Elu(p) => format!("alpha={p}"),
-            Op::Concat { axis } | Op::Softmax { axis } | Op::LogSoftmax { axis } => {
+            Op::Concat { axis }
+            | Op::Stack { axis }
+            | Op::Softmax { axis }
+            | Op::LogSoftmax { axis } => {
                 format!("axis={axis}")
             }
             Op::Narrow { axis, start } => format!("axis={axis}, start={start}"),
@@ -248,6 +286,8 @@ impl<E: Float> Op<E> {
             | Op::MeanAxis { axis, keepdim }
             | Op::MaxAxis { axis, keepdim, .. } => format!("axis={axis}, keepdim={keepdim}"),
             Op::SelectRows { len, .. } => format!("{len} rows"),
+            Op::TransposeAxes { a, b } => format!("{a}, {b}"),
+            Op::IndexSelect { axis, len, .. } => format!("axis={axis}, {len} entries"),
             Op::SoftmaxCrossEntropy { len, .. } => format!("{len} labels"),
             _ => String::new(),
         }
@@ -294,6 +334,20 @@ impl<E: Float> Op<E> {
             Op::MatMul => matmul::backward(ctx),
             Op::Linear => linear::backward(ctx),
             Op::Transpose => transpose::backward(ctx),
+            Op::Permute { start, len } => {
+                let axes = ctx.indices(*start, *len);
+                permute::backward(ctx, axes)
+            }
+            Op::TransposeAxes { a, b } => transpose_axes::backward(ctx, *a as usize, *b as usize),
+            Op::Stack { axis } => stack::backward(ctx, *axis as usize),
+            Op::Pad { start, len } => {
+                let pads = ctx.indices(*start, *len);
+                pad::backward(ctx, pads)
+            }
+            Op::IndexSelect { axis, start, len } => {
+                let indices = ctx.indices(*start, *len);
+                index_select::backward(ctx, *axis as usize, indices)
+            }
             Op::Reshape => reshape::backward(ctx),
             Op::BroadcastTo => broadcast_to::backward(ctx),
             Op::Concat { axis } => concat::backward(ctx, *axis as usize),
@@ -375,6 +429,11 @@ impl<E: Float> Op<E> {
             | Op::MatMul
             | Op::Linear
             | Op::Transpose
+            | Op::Permute { .. }
+            | Op::TransposeAxes { .. }
+            | Op::Stack { .. }
+            | Op::Pad { .. }
+            | Op::IndexSelect { .. }
             | Op::Reshape
             | Op::BroadcastTo
             | Op::Concat { .. }
