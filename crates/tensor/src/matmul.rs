@@ -105,6 +105,12 @@ pub fn gemm_into<E: Float>(
     Ok(())
 }
 
+/// The batch count of a product: a batch of 1 (or a rank-2 operand) broadcasts to the other's,
+/// including to 0 (an empty batch stays empty).
+fn broadcast_batch(va: &View, vb: &View) -> usize {
+    if va.batch == 1 { vb.batch } else { va.batch }
+}
+
 fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -> Result<Shape> {
     let batch_ok = va.batch == vb.batch || va.batch == 1 || vb.batch == 1;
     if va.cols != vb.rows || !batch_ok {
@@ -114,7 +120,7 @@ fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -
             rhs: b.shape().to_vec(),
         });
     }
-    let batch = va.batch.max(vb.batch);
+    let batch = broadcast_batch(va, vb);
     let shape: Shape = if a.rank() == 3 || b.rank() == 3 {
         SmallVec::from_slice(&[batch, va.rows, vb.cols])
     } else {
@@ -397,7 +403,7 @@ unsafe fn run_gemm<E: Float>(
     (c, len): (*mut E, usize),
 ) {
     let (m, k, n) = (va.rows, va.cols, vb.cols);
-    let batch = va.batch.max(vb.batch);
+    let batch = broadcast_batch(va, vb);
     assert!(
         len >= batch * m * n,
         "internal invariant: the output holds the product"

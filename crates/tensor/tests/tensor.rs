@@ -584,3 +584,14 @@ fn layout_ops_against_element_access() {
         vec![2.0; 6]
     );
 }
+
+#[test]
+fn an_empty_batch_broadcasts_to_an_empty_product() {
+    // A batch of 0 against a rank-2 operand (batch 1) is an empty batch, not a batch of 1.
+    let a = Tensor::<f64>::ones(&[0, 1, 2]);
+    let b = Tensor::<f64>::ones(&[2, 3]);
+    assert_eq!(a.matmul(&b).unwrap().shape(), &[0, 1, 3]);
+    assert_eq!(b.t().matmul(&a.t()).unwrap().shape(), &[0, 3, 1]);
+    let one = Tensor::<f64>::ones(&[1, 2, 2]);
+    assert_eq!(one.matmul(&Tensor::ones(&[0, 2, 2])).unwrap().shape(), &[0, 2, 2]);
+}
