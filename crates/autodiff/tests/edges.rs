@@ -251,3 +251,31 @@ fn binary_elementwise_ops_at_ties_zeros_and_bounds() {
         );
     }
 }
+
+#[test]
+fn reductions_at_their_edges() {
+    // norm at 0: gradient 0, not NaN; max()/min() split ties evenly (as PyTorch's full
+    // reductions, unlike max(dim)).
+    let tape = Tape::<f64>::new();
+    let z = tape.var(Tensor::zeros(&[3]));
+    assert_eq!(tape.backward(z.norm()).unwrap()[z].to_vec(), vec![0.0; 3]);
+    let x = tape.var(Tensor::from_vec(vec![2.0, 2.0, 2.0, 1.0], &[4]).unwrap());
+    let g = tape.backward(x.max().unwrap()).unwrap();
+    assert_eq!(g[x].to_vec(), vec![1.0 / 3.0, 1.0 / 3.0, 1.0 / 3.0, 0.0]);
+    // logsumexp: finite at +-1000, -inf for a slice of -inf with a zero gradient there.
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::from_vec(vec![1000.0, -1000.0, -INF, -INF], &[2, 2]).unwrap());
+    let y = x.logsumexp(1, false).unwrap();
+    assert_eq!(y.value().to_vec(), vec![1000.0, -INF]);
+    let w = tape.constant(Tensor::from_vec(vec![1.0, 0.0], &[2]).unwrap());
+    let g = tape.backward(y.mul(w).unwrap().sum()).unwrap();
+    assert_eq!(g[x].to_vec(), vec![1.0, 0.0, 0.0, 0.0]);
+    // Errors: variance with too few elements, extremes of an empty tensor.
+    let e = tape.var(Tensor::zeros(&[1, 0]));
+    assert!(e.max().is_err() && e.min().is_err());
+    let one = tape.var(Tensor::ones(&[1, 3]));
+    assert_eq!(
+        one.var_axis(0, false, 1).unwrap_err().to_string(),
+        "invalid argument in var_axis: axis 0 of shape [1, 3] has 1 elements, correction 1 needs more"
+    );
+}

@@ -455,3 +455,37 @@ fn layout_ops() {
         });
     }
 }
+
+#[test]
+fn more_reductions() {
+    let x = randn(&[3, 4, 2], 70);
+    for axis in 0..3 {
+        for keepdim in [false, true] {
+            check("min_axis", vec![x.clone()], |t, v| {
+                weigh(t, v[0].min_axis(axis, keepdim)?)
+            });
+            check("logsumexp", vec![x.clone()], |t, v| {
+                weigh(t, v[0].logsumexp(axis, keepdim)?)
+            });
+            for correction in [0, 1] {
+                check("var_axis", vec![x.clone()], |t, v| {
+                    weigh(t, v[0].var_axis(axis, keepdim, correction)?)
+                });
+                check("std_axis", vec![x.clone()], |t, v| {
+                    weigh(t, v[0].std_axis(axis, keepdim, correction)?)
+                });
+            }
+        }
+        check("cumsum", vec![x.clone()], |t, v| {
+            weigh(t, v[0].cumsum(axis)?)
+        });
+    }
+    check("max", vec![x.clone()], |t, v| v[0].max()?.mul(v[0].sum()));
+    check("min", vec![x.clone()], |t, v| v[0].min()?.mul(v[0].sum()));
+    check("norm", vec![x.clone()], |t, v| Ok(v[0].norm().tanh()));
+    // logsumexp at +-1000 (the stable form's reason to exist).
+    let big = Tensor::from_vec(vec![1000.0, 999.0, -1000.0, -998.5], &[2, 2]).unwrap();
+    check("logsumexp at +-1000", vec![big], |t, v| {
+        weigh(t, v[0].logsumexp(1, false)?)
+    });
+}

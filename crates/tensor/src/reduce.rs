@@ -308,3 +308,148 @@ impl<E: Float> Tensor<E> {
         Ok(out)
     }
 }
+
+impl<E: Float> Tensor<E> {
+    /// Minima along `axis` (positive infinity for an empty axis).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn min_axis(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
+        self.fold_axis("min_axis", axis, keepdim, -E::neg_infinity(), |a, b| {
+            if b < a { b } else { a }
+        })
+    }
+
+    /// The index of the first minimum along `axis`, for every other position (row-major order
+    /// of the reduced shape).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`; [`TensorError::Invalid`] when the axis is empty.
+    pub fn argmin_indices(&self, axis: usize) -> Result<Vec<usize>> {
+        self.map(|v| -v).argmax_indices(axis)
+    }
+
+    /// The largest element, as a rank-0 tensor.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Invalid`] for an empty tensor.
+    pub fn max(&self) -> Result<Tensor<E>> {
+        self.extreme("max", |a, b| b > a)
+    }
+
+    /// The smallest element, as a rank-0 tensor.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Invalid`] for an empty tensor.
+    pub fn min(&self) -> Result<Tensor<E>> {
+        self.extreme("min", |a, b| b < a)
+    }
+
+    fn extreme(&self, op: &'static str, better: impl Fn(E, E) -> bool) -> Result<Tensor<E>> {
+        let (&first, rest) = self
+            .data
+            .split_first()
+            .ok_or_else(|| TensorError::Invalid {
+                op,
+                reason: format!("shape {:?} has no element", self.shape()),
+            })?;
+        let best = rest
+            .iter()
+            .fold(first, |a, &b| if better(a, b) { b } else { a });
+        Ok(Tensor::scalar(best))
+    }
+
+    /// ln(sum(exp(x))) along `axis`, computed stably as m + ln(sum(exp(x - m))) with m the
+    /// maximum (finite for inputs of +-1000; -inf for a slice of -inf only, as PyTorch).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn logsumexp(&self, axis: usize, keepdim: bool) -> Result<Tensor<E>> {
+        let m = self.max_axis(axis, true)?;
+        // Where the maximum is infinite, shift by 0: -inf stays -inf, +inf stays +inf.
+        let shift = m.map(|v| if v.is_finite() { v } else { E::ZERO });
+        let sum = self
+            .sub(&shift)?
+            .map_par(|v| v.exp())
+            .sum_axis(axis, true)?;
+        let out = sum.zip_with(&shift, "logsumexp", |s, m| m + s.ln())?;
+        if keepdim { Ok(out) } else { out.squeeze(axis) }
+    }
+
+    /// The variance along `axis`: the sum of squared deviations from the mean, divided by
+    /// `n - correction` (1 for the unbiased sample variance, PyTorch's default; 0 for the
+    /// population variance).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`; [`TensorError::Invalid`] when the axis has
+    /// no more than `correction` elements (the quotient would be infinite or NaN).
+    pub fn var_axis(&self, axis: usize, keepdim: bool, correction: usize) -> Result<Tensor<E>> {
+        check_axis("var_axis", &self.shape, axis)?;
+        let n = self.shape[axis];
+        if n <= correction {
+            return Err(TensorError::Invalid {
+                op: "var_axis",
+                reason: format!(
+                    "axis {axis} of shape {:?} has {n} elements, correction {correction} needs \
+                     more",
+                    self.shape()
+                ),
+            });
+        }
+        let mean = self.mean_axis(axis, true)?;
+        let dev = self.sub(&mean)?;
+        let ss = dev.map(|d| d * d).sum_axis(axis, keepdim)?;
+        let denom = E::from_usize(n - correction);
+        Ok(ss.map(|v| v / denom))
+    }
+
+    /// Running sums along `axis`: element j is the sum of elements 0 to j.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn cumsum(&self, axis: usize) -> Result<Tensor<E>> {
+        self.scan_axis("cumsum", axis, false)
+    }
+
+    /// Running sums along `axis` from the end: element j is the sum of elements j to n - 1
+    /// (the gradient of [`Tensor::cumsum`]).
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] when `axis >= rank`.
+    pub fn cumsum_reverse(&self, axis: usize) -> Result<Tensor<E>> {
+        self.scan_axis("cumsum", axis, true)
+    }
+
+    fn scan_axis(&self, op: &'static str, axis: usize, reverse: bool) -> Result<Tensor<E>> {
+        check_axis(op, &self.shape, axis)?;
+        let (outer, n, inner) = split_at_axis(&self.shape, axis);
+        let mut out = self.clone();
+        for o in 0..outer {
+            let block = &mut out.data[o * n * inner..(o + 1) * n * inner];
+            for step in 1..n {
+                let (j, prev) = if reverse {
+                    (n - 1 - step, n - step)
+                } else {
+                    (step, step - 1)
+                };
+                for i in 0..inner {
+                    block[j * inner + i] = block[j * inner + i] + block[prev * inner + i];
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The Euclidean (L2) norm of all elements, as a rank-0 tensor.
+    pub fn norm(&self) -> Tensor<E> {
+        Tensor::scalar(self.data.iter().map(|&v| v * v).sum::<E>().sqrt())
+    }
+}

@@ -553,7 +553,10 @@ fn layout_ops_against_element_access() {
     assert_eq!(p.crop(&pads).unwrap(), x);
     assert!(x.pad(&[(0, 0)], 0.0).is_err());
     assert!(x.crop(&[(2, 1), (0, 0), (0, 0)]).is_err());
-    assert_eq!(x.crop(&[(1, 1), (0, 0), (0, 0)]).unwrap().shape(), &[0, 3, 4]);
+    assert_eq!(
+        x.crop(&[(1, 1), (0, 0), (0, 0)]).unwrap().shape(),
+        &[0, 3, 4]
+    );
     // index_select along each axis matches gathering by hand; index_add is its adjoint.
     let idx = [2, 0, 2];
     let s = x.index_select(1, &idx).unwrap();
@@ -593,5 +596,8 @@ fn an_empty_batch_broadcasts_to_an_empty_product() {
     assert_eq!(a.matmul(&b).unwrap().shape(), &[0, 1, 3]);
     assert_eq!(b.t().matmul(&a.t()).unwrap().shape(), &[0, 3, 1]);
     let one = Tensor::<f64>::ones(&[1, 2, 2]);
-    assert_eq!(one.matmul(&Tensor::ones(&[0, 2, 2])).unwrap().shape(), &[0, 2, 2]);
+    assert_eq!(
+        one.matmul(&Tensor::ones(&[0, 2, 2])).unwrap().shape(),
+        &[0, 2, 2]
+    );
 }

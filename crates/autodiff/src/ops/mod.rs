@@ -17,6 +17,7 @@ mod broadcast_to;
 mod clamp;
 mod concat;
 mod cos;
+mod cumsum;
 mod div;
 mod elu;
 mod erf;
@@ -31,17 +32,22 @@ mod linear;
 mod ln;
 mod log1p;
 mod log_softmax;
+mod logsumexp;
 mod masked_fill;
 mod matmul;
+mod max;
 mod max_axis;
 mod maximum;
 mod mean;
 mod mean_axis;
+mod min;
+mod min_axis;
 mod minimum;
 mod mse;
 mod mul;
 mod narrow;
 mod neg;
+mod norm;
 mod operators;
 mod pad;
 mod permute;
@@ -62,6 +68,7 @@ mod sqrt;
 mod square;
 mod squeeze;
 mod stack;
+mod std_axis;
 mod sub;
 mod sum;
 mod sum_axis;
@@ -69,6 +76,7 @@ mod tanh;
 mod transpose;
 mod transpose_axes;
 mod unsqueeze;
+mod var_axis;
 mod where_cond;
 
 /// What computed a node, with the parameters its backward needs.
@@ -179,6 +187,28 @@ pub(crate) enum Op<E: Float> {
         start: u32,
         len: u32,
     },
+    /// The argmin positions live in the tape's index arena at `start..start + len`.
+    MinAxis {
+        axis: u32,
+        keepdim: bool,
+        start: u32,
+        len: u32,
+    },
+    Max,
+    Min,
+    Logsumexp {
+        axis: u32,
+        keepdim: bool,
+    },
+    VarAxis {
+        axis: u32,
+        keepdim: bool,
+        correction: u32,
+    },
+    Cumsum {
+        axis: u32,
+    },
+    Norm,
     Softmax {
         axis: u32,
     },
@@ -257,6 +287,13 @@ impl<E: Float> Op<E> {
             Op::SumAxis { .. } => "sum_axis",
             Op::MeanAxis { .. } => "mean_axis",
             Op::MaxAxis { .. } => "max_axis",
+            Op::MinAxis { .. } => "min_axis",
+            Op::Max => "max",
+            Op::Min => "min",
+            Op::Logsumexp { .. } => "logsumexp",
+            Op::VarAxis { .. } => "var_axis",
+            Op::Cumsum { .. } => "cumsum",
+            Op::Norm => "norm",
             Op::Softmax { .. } => "softmax",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::Mse => "mse",
@@ -284,7 +321,15 @@ impl<E: Float> Op<E> {
             Op::Narrow { axis, start } => format!("axis={axis}, start={start}"),
             Op::SumAxis { axis, keepdim }
             | Op::MeanAxis { axis, keepdim }
-            | Op::MaxAxis { axis, keepdim, .. } => format!("axis={axis}, keepdim={keepdim}"),
+            | Op::MaxAxis { axis, keepdim, .. }
+            | Op::MinAxis { axis, keepdim, .. }
+            | Op::Logsumexp { axis, keepdim } => format!("axis={axis}, keepdim={keepdim}"),
+            Op::VarAxis {
+                axis,
+                keepdim,
+                correction,
+            } => format!("axis={axis}, keepdim={keepdim}, correction={correction}"),
+            Op::Cumsum { axis } => format!("axis={axis}"),
             Op::SelectRows { len, .. } => format!("{len} rows"),
             Op::TransposeAxes { a, b } => format!("{a}, {b}"),
             Op::IndexSelect { axis, len, .. } => format!("axis={axis}, {len} entries"),
@@ -369,6 +414,24 @@ impl<E: Float> Op<E> {
                 let argmax = ctx.indices(*start, *len);
                 max_axis::backward(ctx, *axis as usize, *keepdim, argmax)
             }
+            Op::MinAxis {
+                axis,
+                keepdim,
+                start,
+                len,
+            } => {
+                let argmin = ctx.indices(*start, *len);
+                max_axis::backward(ctx, *axis as usize, *keepdim, argmin)
+            }
+            Op::Max | Op::Min => max::backward(ctx),
+            Op::Logsumexp { axis, keepdim } => logsumexp::backward(ctx, *axis as usize, *keepdim),
+            Op::VarAxis {
+                axis,
+                keepdim,
+                correction,
+            } => var_axis::backward(ctx, *axis as usize, *keepdim, *correction as usize),
+            Op::Cumsum { axis } => cumsum::backward(ctx, *axis as usize),
+            Op::Norm => norm::backward(ctx),
             Op::Softmax { axis } => softmax::backward(ctx, *axis as usize),
             Op::LogSoftmax { axis } => log_softmax::backward(ctx, *axis as usize),
             Op::Mse => mse::backward(ctx),
@@ -444,6 +507,13 @@ impl<E: Float> Op<E> {
             | Op::SumAxis { .. }
             | Op::MeanAxis { .. }
             | Op::MaxAxis { .. }
+            | Op::MinAxis { .. }
+            | Op::Max
+            | Op::Min
+            | Op::Logsumexp { .. }
+            | Op::VarAxis { .. }
+            | Op::Cumsum { .. }
+            | Op::Norm
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::Mse
