@@ -441,7 +441,8 @@ impl<E: Float> Tensor<E> {
                     (step, step - 1)
                 };
                 for i in 0..inner {
-                    block[j * inner + i] = block[j * inner + i] + block[prev * inner + i];
+                    let v = block[prev * inner + i];
+                    block[j * inner + i] += v;
                 }
             }
         }
