@@ -480,9 +480,9 @@ fn more_reductions() {
             weigh(t, v[0].cumsum(axis)?)
         });
     }
-    check("max", vec![x.clone()], |t, v| v[0].max()?.mul(v[0].sum()));
-    check("min", vec![x.clone()], |t, v| v[0].min()?.mul(v[0].sum()));
-    check("norm", vec![x.clone()], |t, v| Ok(v[0].norm().tanh()));
+    check("max", vec![x.clone()], |_, v| v[0].max()?.mul(v[0].sum()));
+    check("min", vec![x.clone()], |_, v| v[0].min()?.mul(v[0].sum()));
+    check("norm", vec![x.clone()], |_, v| Ok(v[0].norm().tanh()));
     // logsumexp at +-1000 (the stable form's reason to exist).
     let big = Tensor::from_vec(vec![1000.0, 999.0, -1000.0, -998.5], &[2, 2]).unwrap();
     check("logsumexp at +-1000", vec![big], |t, v| {
