@@ -489,3 +489,48 @@ fn more_reductions() {
         weigh(t, v[0].logsumexp(1, false)?)
     });
 }
+
+#[test]
+fn matmul_of_any_rank_and_linear_over_sequences() {
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[2, 3, 4, 5], &[2, 3, 5, 2]),
+        (&[2, 1, 4, 5], &[1, 3, 5, 2]),
+        (&[2, 3, 4, 5], &[5, 2]),
+        (&[3, 4, 5], &[5, 2]),
+        (&[4, 5], &[2, 3, 5, 2]),
+        (&[5], &[2, 5, 3]),
+        (&[2, 4, 5], &[5]),
+        (&[5], &[5]),
+        (&[5], &[5, 3]),
+        (&[4, 5], &[5]),
+    ];
+    for (i, &(sa, sb)) in cases.iter().enumerate() {
+        let (a, b) = (randn(sa, 80 + i as u64), randn(sb, 90 + i as u64));
+        check("matmul", vec![a, b], |t, v| weigh(t, v[0].matmul(v[1])?));
+    }
+    // Multi-head attention's products: [B, H, T, D] x [B, H, D, T] after a permute.
+    let q = randn(&[2, 3, 2, 4], 100);
+    let k = randn(&[2, 2, 3, 4], 101);
+    check("attention scores", vec![q, k], |t, v| {
+        let kt = v[1].permute(&[0, 2, 3, 1])?;
+        weigh(t, v[0].matmul(kt)?.softmax(3)?)
+    });
+    // linear over a sequence: x [B, T, k] with a shared weight.
+    let (x, w, b) = (
+        randn(&[3, 4, 5], 102),
+        randn(&[5, 2], 103),
+        randn(&[2], 104),
+    );
+    check(
+        "linear rank 3",
+        vec![x.clone(), w.clone(), b.clone()],
+        |t, v| weigh(t, v[0].linear(v[1], v[2])?),
+    );
+    // The same input as x and through another path, so every gradient accumulates.
+    check("linear rank 3, accumulating", vec![x, w], |t, v| {
+        let bias = t.constant(Tensor::zeros(&[2]));
+        let y = v[0].linear(v[1], bias)?;
+        let z = v[0].matmul(v[1])?;
+        weigh(t, y.mul(z)?)
+    });
+}

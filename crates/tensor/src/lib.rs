@@ -54,7 +54,7 @@ mod workers;
 pub use elementwise::broadcast_shape;
 pub use error::{Result, TensorError};
 pub use float::Float;
-pub use matmul::{Transpose, gemm_into, num_threads, set_num_threads};
+pub use matmul::{Transpose, gemm_into, gemm_tn_batch_sum_into, num_threads, set_num_threads};
 pub use pool::{pooled_bytes, release_buffers};
 pub use tensor::{Shape, Tensor, checked_numel, contiguous_strides, numel};
 pub use workers::run_parallel;

@@ -18,29 +18,28 @@ pub enum Transpose {
     Yes,
 }
 
-/// A matrix view: batch count, rows, columns and strides of one operand as the product sees it.
-struct View {
-    batch: usize,
+/// A matrix view: the batch axes, rows, columns and strides of one operand as the product
+/// sees it (`mat` elements per matrix).
+struct View<'s> {
+    batch: &'s [usize],
     rows: usize,
     cols: usize,
     rs: isize,
     cs: isize,
-    batch_stride: usize,
+    mat: usize,
 }
 
-fn view<E: Float>(op: &'static str, t: &Tensor<E>, tr: Transpose) -> Result<View> {
-    let (batch, r, c) = match t.shape() {
-        [r, c] => (1, *r, *c),
-        [b, r, c] => (*b, *r, *c),
-        s => {
-            return Err(TensorError::Rank {
-                op,
-                expected: "rank-2 or rank-3 operands",
-                shape: s.to_vec(),
-            });
-        }
-    };
-    let batch_stride = if batch == 1 { 0 } else { r * c };
+fn view<'s, E: Float>(op: &'static str, t: &'s Tensor<E>, tr: Transpose) -> Result<View<'s>> {
+    let s = t.shape();
+    if s.len() < 2 {
+        return Err(TensorError::Rank {
+            op,
+            expected: "operands of rank 2 or more here (vectors go through `matmul`)",
+            shape: s.to_vec(),
+        });
+    }
+    let (batch, r, c) = (&s[..s.len() - 2], s[s.len() - 2], s[s.len() - 1]);
+    let mat = r * c;
     Ok(match tr {
         Transpose::No => View {
             batch,
@@ -48,7 +47,7 @@ fn view<E: Float>(op: &'static str, t: &Tensor<E>, tr: Transpose) -> Result<View
             cols: c,
             rs: c as isize,
             cs: 1,
-            batch_stride,
+            mat,
         },
         Transpose::Yes => View {
             batch,
@@ -56,8 +55,71 @@ fn view<E: Float>(op: &'static str, t: &Tensor<E>, tr: Transpose) -> Result<View
             cols: r,
             rs: 1,
             cs: c as isize,
-            batch_stride,
+            mat,
         },
+    })
+}
+
+/// How a product runs: the broadcast batch axes, each operand's batch strides along them (0
+/// where it is broadcast), and the matrix sizes.
+struct Plan {
+    shape: Shape,
+    batch: Shape,
+    sa: Shape,
+    sb: Shape,
+    count: usize,
+    m: usize,
+    k: usize,
+    n: usize,
+}
+
+/// Each batch axis's stride of an operand with batch axes `own` (matrices of `mat` elements),
+/// aligned from the right to the broadcast batch `out`: 0 where the operand has no such axis or
+/// size 1.
+fn batch_strides(own: &[usize], out: &[usize], mat: usize) -> Shape {
+    let pad = out.len() - own.len();
+    let mut strides: Shape = SmallVec::from_elem(0, out.len());
+    let mut step = mat;
+    for d in (0..own.len()).rev() {
+        if own[d] != 1 {
+            strides[pad + d] = step;
+        }
+        step *= own[d];
+    }
+    strides
+}
+
+fn plan<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -> Result<Plan> {
+    let mismatch = || TensorError::ShapeMismatch {
+        op: "matmul",
+        lhs: a.shape().to_vec(),
+        rhs: b.shape().to_vec(),
+    };
+    if va.cols != vb.rows {
+        return Err(mismatch());
+    }
+    let batch = if va.batch == vb.batch {
+        crate::tensor::shape_of(va.batch)
+    } else {
+        crate::elementwise::broadcast_shape("matmul", va.batch, vb.batch).map_err(|e| match e {
+            TensorError::Broadcast { .. } => mismatch(),
+            e => e,
+        })?
+    };
+    let mut shape = batch.clone();
+    shape.push(va.rows);
+    shape.push(vb.cols);
+    // Zero-size operands can name sizes whose product (the result) cannot exist.
+    crate::tensor::checked_numel("matmul", &shape)?;
+    Ok(Plan {
+        sa: batch_strides(va.batch, &batch, va.mat),
+        sb: batch_strides(vb.batch, &batch, vb.mat),
+        count: crate::tensor::len_of(&batch),
+        batch,
+        shape,
+        m: va.rows,
+        k: va.cols,
+        n: vb.cols,
     })
 }
 
@@ -80,11 +142,11 @@ pub fn gemm_into<E: Float>(
     out: &mut Tensor<E>,
 ) -> Result<()> {
     let (va, vb) = (view("matmul", a, ta)?, view("matmul", b, tb)?);
-    let shape = product_shape(a, &va, b, &vb)?;
-    if out.shape() != shape.as_slice() {
+    let plan = plan(a, &va, b, &vb)?;
+    if out.shape() != plan.shape.as_slice() {
         return Err(TensorError::ShapeMismatch {
             op: "matmul (output)",
-            lhs: shape.to_vec(),
+            lhs: plan.shape.to_vec(),
             rhs: out.shape().to_vec(),
         });
     }
@@ -93,6 +155,7 @@ pub fn gemm_into<E: Float>(
     // tensor from `a` and `b` (the borrows guarantee it).
     unsafe {
         run_gemm(
+            &plan,
             &va,
             a.as_slice(),
             &vb,
@@ -105,41 +168,73 @@ pub fn gemm_into<E: Float>(
     Ok(())
 }
 
-/// The batch count of a product: a batch of 1 (or a rank-2 operand) broadcasts to the other's,
-/// including to 0 (an empty batch stays empty).
-fn broadcast_batch(va: &View, vb: &View) -> usize {
-    if va.batch == 1 { vb.batch } else { va.batch }
-}
-
-fn product_shape<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -> Result<Shape> {
-    let batch_ok = va.batch == vb.batch || va.batch == 1 || vb.batch == 1;
-    if va.cols != vb.rows || !batch_ok {
+/// `out = alpha * sum over the batch of a_i^T b_i + beta * out` for `a: [..., m, k]` and
+/// `b: [..., m, n]` with the same leading axes, and `out: [k, n]`: the weight gradient of a
+/// product whose weight is shared by a batch (`[b, t, k] x [k, n]`), as one product over all
+/// `b t` rows instead of one per batch and a sum.
+///
+/// ```
+/// use tapegrad_tensor::{Tensor, Transpose, gemm_tn_batch_sum_into};
+/// let a = Tensor::<f64>::from_fn(&[3, 2, 4], |i| i as f64);
+/// let b = Tensor::<f64>::from_fn(&[3, 2, 5], |i| (i % 7) as f64);
+/// let mut out = Tensor::zeros(&[4, 5]);
+/// gemm_tn_batch_sum_into(&a, &b, 1.0, 0.0, &mut out)?;
+/// let by_batch = a.matmul_t(Transpose::Yes, &b, Transpose::No)?.sum_axis(0, false)?;
+/// assert_eq!(out, by_batch);
+/// # Ok::<(), tapegrad_tensor::TensorError>(())
+/// ```
+///
+/// # Errors
+///
+/// [`TensorError::ShapeMismatch`] unless the shapes are as above.
+pub fn gemm_tn_batch_sum_into<E: Float>(
+    a: &Tensor<E>,
+    b: &Tensor<E>,
+    alpha: E,
+    beta: E,
+    out: &mut Tensor<E>,
+) -> Result<()> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let fits = ra >= 2
+        && rb == ra
+        && a.shape()[..ra - 1] == b.shape()[..rb - 1]
+        && out.shape() == [a.shape()[ra - 1], b.shape()[rb - 1]];
+    if !fits {
         return Err(TensorError::ShapeMismatch {
-            op: "matmul",
+            op: "gemm_tn_batch_sum_into",
             lhs: a.shape().to_vec(),
             rhs: b.shape().to_vec(),
         });
     }
-    let batch = broadcast_batch(va, vb);
-    let shape: Shape = if a.rank() == 3 || b.rank() == 3 {
-        SmallVec::from_slice(&[batch, va.rows, vb.cols])
-    } else {
-        SmallVec::from_slice(&[va.rows, vb.cols])
-    };
-    // Zero-size operands can name sizes whose product (the result) cannot exist; checked as
-    // `checked_numel` does (the product of the nonzero sizes), written out for this hot path.
-    let fits = batch
-        .max(1)
-        .checked_mul(va.rows.max(1))
-        .and_then(|p| p.checked_mul(vb.cols.max(1)))
-        .is_some_and(|p| p <= isize::MAX as usize);
-    if !fits {
-        return Err(TensorError::TooLarge {
-            op: "matmul",
-            shape: shape.to_vec(),
-        });
+    let (k, n) = (a.shape()[ra - 1], b.shape()[rb - 1]);
+    let rows = crate::tensor::len_of(&a.shape()[..ra - 1]);
+    if k == 0 || n == 0 {
+        return Ok(());
     }
-    Ok(shape)
+    let c = out.as_mut_slice();
+    if rows == 0 {
+        c.iter_mut().for_each(|v| *v = beta * *v);
+        return Ok(());
+    }
+    // SAFETY: A read as [rows, k] transposed (k x rows, strides 1 and k) and B as [rows, n]
+    // (strides n and 1) lie inside their buffers, whose lengths are rows k and rows n; C is
+    // the separate, initialized k x n output.
+    unsafe {
+        gemm_blocks(
+            (k, rows, n),
+            alpha,
+            Block {
+                a: a.as_slice().as_ptr(),
+                b: b.as_slice().as_ptr(),
+                c: c.as_mut_ptr(),
+            },
+            (1, k as isize),
+            (n as isize, 1),
+            beta,
+            (n as isize, 1),
+        )
+    };
+    Ok(())
 }
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
@@ -385,15 +480,17 @@ unsafe fn gemm_blocks<E: Float>(
     crate::workers::run_parallel(&refs);
 }
 
-/// C = alpha op(A) op(B) + beta C for every batch, into the `len` elements at `c`.
+/// C = alpha op(A) op(B) + beta C for every batch of `plan`, into the `len` elements at `c`.
 ///
 /// # Safety
 ///
-/// `c` must be valid for writes of `len` elements, where `len` is the product's size (batch x
+/// `c` must be valid for writes of `len` elements, where `len` is the product's size (batches x
 /// m x n), and not alias `a` or `b`. With beta = 0 and k > 0 the elements may be uninitialized:
 /// every one is written without being read (no reference to them is made before). Otherwise
 /// they must be initialized.
+#[allow(clippy::too_many_arguments)]
 unsafe fn run_gemm<E: Float>(
+    plan: &Plan,
     va: &View,
     a: &[E],
     vb: &View,
@@ -402,35 +499,42 @@ unsafe fn run_gemm<E: Float>(
     beta: E,
     (c, len): (*mut E, usize),
 ) {
-    let (m, k, n) = (va.rows, va.cols, vb.cols);
-    let batch = broadcast_batch(va, vb);
+    let (m, k, n, count) = (plan.m, plan.k, plan.n, plan.count);
     assert!(
-        len >= batch * m * n,
+        len >= count * m * n,
         "internal invariant: the output holds the product"
     );
-    if m == 0 || n == 0 {
+    if m == 0 || n == 0 || count == 0 {
         return;
     }
-    for i in 0..batch {
-        // SAFETY: batch i's m * n elements lie inside the `len` the caller vouched for.
+    if k == 0 {
+        // SAFETY: the caller initialized C unless beta = 0 and k > 0.
+        let cs = unsafe { std::slice::from_raw_parts_mut(c, count * m * n) };
+        cs.iter_mut().for_each(|v| *v = beta * *v);
+        return;
+    }
+    // One weight matrix for a whole batch of A read as stored ([.., m, k] x [k, n]): the batch
+    // folds into the rows of one product, with no loop and no per-batch call.
+    let fold = count > 1
+        && plan.sb.iter().all(|&s| s == 0)
+        && va.batch == plan.batch.as_slice()
+        && va.cs == 1
+        && va.rs == k as isize;
+    let (rows, batches) = if fold { (count * m, 1) } else { (m, count) };
+    let mut idx: Shape = SmallVec::from_elem(0, plan.batch.len());
+    let (mut oa, mut ob) = (0usize, 0usize);
+    for i in 0..batches {
+        // SAFETY: batch i's rows * n elements lie inside the `len` the caller vouched for.
         let cs = unsafe { c.add(i * m * n) };
-        if k == 0 {
-            // SAFETY: the caller initialized C unless beta = 0 and k > 0.
-            let cs = unsafe { std::slice::from_raw_parts_mut(cs, m * n) };
-            cs.iter_mut().for_each(|v| *v = beta * *v);
-            continue;
-        }
-        let ap = a[i * va.batch_stride..].as_ptr();
-        let bp = b[i * vb.batch_stride..].as_ptr();
-        // SAFETY: the views were built from these tensors' shapes, so every index the kernel
-        // reads lies inside `a` and `b`, and `cs` points at m * n elements it owns.
+        // SAFETY: the plan's strides come from these tensors' shapes, so every index the
+        // kernel reads lies inside `a` and `b`, and `cs` points at rows * n elements it owns.
         unsafe {
             gemm_blocks(
-                (m, k, n),
+                (rows, k, n),
                 alpha,
                 Block {
-                    a: ap,
-                    b: bp,
+                    a: a.as_ptr().add(oa),
+                    b: b.as_ptr().add(ob),
                     c: cs,
                 },
                 (va.rs, va.cs),
@@ -439,12 +543,25 @@ unsafe fn run_gemm<E: Float>(
                 (n as isize, 1),
             );
         }
+        // The odometer over the batch axes, moving both operands' offsets along.
+        for d in (0..idx.len()).rev() {
+            idx[d] += 1;
+            oa += plan.sa[d];
+            ob += plan.sb[d];
+            if idx[d] < plan.batch[d] {
+                break;
+            }
+            oa -= plan.sa[d] * plan.batch[d];
+            ob -= plan.sb[d] * plan.batch[d];
+            idx[d] = 0;
+        }
     }
 }
 
 impl<E: Float> Tensor<E> {
-    /// The affine map `self W + b` of a batch `self: [n, k]` with `w: [k, m]` and `b: [m]`, as
-    /// one kernel call that accumulates the product into the bias rows (PyTorch's `addmm`).
+    /// The affine map `self W + b` of `self: [..., k]` with `w: [k, m]` and `b: [m]`, giving
+    /// `[..., m]`, as one kernel call over all rows that accumulates the product into the bias
+    /// rows (PyTorch's `addmm`, and `F.linear` with a transposed weight).
     ///
     /// ```
     /// use tapegrad_tensor::Tensor;
@@ -452,26 +569,30 @@ impl<E: Float> Tensor<E> {
     /// let w = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2])?;
     /// let b = Tensor::from_vec(vec![10.0, 20.0], &[2])?;
     /// assert_eq!(x.linear(&w, &b)?.to_vec(), vec![11.0, 22.0]);
+    /// let seq = Tensor::<f64>::ones(&[4, 3, 2]);
+    /// assert_eq!(seq.linear(&w, &b)?.shape(), &[4, 3, 2]);
     /// # Ok::<(), tapegrad_tensor::TensorError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`TensorError::Invalid`] naming the three shapes unless they are `[n, k]`, `[k, m]` and
-    /// `[m]`.
+    /// [`TensorError::Invalid`] naming the three shapes unless they are `[..., k]` (rank 2 or
+    /// more), `[k, m]` and `[m]`.
     pub fn linear(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Tensor<E>> {
         let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
-        if xs.len() != 2 || ws.len() != 2 || xs[1] != ws[0] || bs != [ws[1]] {
+        let r = xs.len();
+        if r < 2 || ws.len() != 2 || xs[r - 1] != ws[0] || bs != [ws[1]] {
             return Err(TensorError::Invalid {
                 op: "linear",
                 reason: format!(
-                    "expected x [n, k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
+                    "expected x [..., k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
                 ),
             });
         }
         // The bias rows, one per sample: the product accumulates into them.
-        let (n, m) = (xs[0], ws[1]);
-        let shape = [n, m];
+        let mut shape: Shape = crate::tensor::shape_of(xs);
+        shape[r - 1] = ws[1];
+        let n = crate::tensor::len_of(&xs[..r - 1]);
         let len = crate::tensor::checked_numel("linear", &shape)?;
         let data = if len == 0 {
             Storage::new()
@@ -490,7 +611,7 @@ impl<E: Float> Tensor<E> {
             }
             SmallVec::from_vec(v)
         };
-        let mut y = Tensor::from_parts(data, SmallVec::from_slice(&shape));
+        let mut y = Tensor::from_parts(data, shape);
         gemm_into(
             self,
             Transpose::No,
@@ -505,23 +626,71 @@ impl<E: Float> Tensor<E> {
 }
 
 impl<E: Float> Tensor<E> {
-    /// The matrix product: `[m, k] x [k, n] -> [m, n]`, or batched `[b, m, k] x [b, k, n] ->
-    /// [b, m, n]` where either operand may have batch 1 (or be rank 2) and is broadcast.
+    /// The matrix product with `torch.matmul`'s rules: `[m, k] x [k, n] -> [m, n]`; leading
+    /// (batch) axes broadcast, so `[b, h, m, k] x [b, h, k, n] -> [b, h, m, n]` and
+    /// `[b, t, k] x [k, n] -> [b, t, n]` (computed as one product over all `b t` rows); a rank-1
+    /// operand is a row (on the left) or a column (on the right) whose axis is then dropped, so
+    /// two vectors give their dot product.
     ///
     /// ```
     /// use tapegrad_tensor::Tensor;
     /// let a = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[2, 2])?;
     /// let b = Tensor::<f64>::eye(2);
     /// assert_eq!(a.matmul(&b)?, a);
+    /// let heads = Tensor::<f64>::ones(&[2, 3, 4, 5]);
+    /// assert_eq!(heads.matmul(&Tensor::ones(&[3, 5, 6]))?.shape(), &[2, 3, 4, 6]);
+    /// let v = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[2])?;
+    /// assert_eq!(v.matmul(&v)?.item()?, 5.0);
+    /// assert_eq!(a.matmul(&v)?.to_vec(), vec![5.0, 11.0]);
     /// # Ok::<(), tapegrad_tensor::TensorError>(())
     /// ```
     ///
     /// # Errors
     ///
-    /// [`TensorError::Rank`] unless both operands have rank 2 or 3;
-    /// [`TensorError::ShapeMismatch`] when inner sizes or batch sizes disagree.
+    /// [`TensorError::Rank`] for a rank-0 operand; [`TensorError::ShapeMismatch`] when the
+    /// inner sizes disagree or the batch axes do not broadcast.
     pub fn matmul(&self, other: &Tensor<E>) -> Result<Tensor<E>> {
-        self.matmul_t(Transpose::No, other, Transpose::No)
+        let (ra, rb) = (self.rank(), other.rank());
+        if ra >= 2 && rb >= 2 {
+            return self.matmul_t(Transpose::No, other, Transpose::No);
+        }
+        if ra == 0 || rb == 0 {
+            return Err(TensorError::Rank {
+                op: "matmul",
+                expected: "operands of rank 1 or more",
+                shape: if ra == 0 { self.shape() } else { other.shape() }.to_vec(),
+            });
+        }
+        // A vector on the left is a row [1, k], on the right a column [k, 1]; the added axis
+        // is dropped from the result.
+        let a = if ra == 1 {
+            std::borrow::Cow::Owned(self.reshape(&[1, self.len()])?)
+        } else {
+            std::borrow::Cow::Borrowed(self)
+        };
+        let b = if rb == 1 {
+            std::borrow::Cow::Owned(other.reshape(&[other.len(), 1])?)
+        } else {
+            std::borrow::Cow::Borrowed(other)
+        };
+        let y = a
+            .matmul_t(Transpose::No, &b, Transpose::No)
+            .map_err(|e| match e {
+                TensorError::ShapeMismatch { .. } => TensorError::ShapeMismatch {
+                    op: "matmul",
+                    lhs: self.shape().to_vec(),
+                    rhs: other.shape().to_vec(),
+                },
+                e => e,
+            })?;
+        let mut shape = y.shape().to_vec();
+        if rb == 1 {
+            shape.pop();
+        }
+        if ra == 1 {
+            shape.remove(shape.len() - 1 - usize::from(rb != 1));
+        }
+        y.reshape(&shape)
     }
 
     /// The product of optionally transposed operands, `op(self) op(other)`, reading transposes
@@ -532,7 +701,8 @@ impl<E: Float> Tensor<E> {
     /// As [`Tensor::matmul`], for the transposed shapes.
     pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
-        let shape = product_shape(self, &va, other, &vb)?;
+        let plan = plan(self, &va, other, &vb)?;
+        let shape = plan.shape.clone();
         let n = crate::tensor::len_of(&shape);
         let data: Storage<E> = if va.cols == 0 || n <= 4 {
             let mut small: Storage<E> =
@@ -540,6 +710,7 @@ impl<E: Float> Tensor<E> {
             // SAFETY: `small` holds n initialized elements of its own.
             unsafe {
                 run_gemm(
+                    &plan,
                     &va,
                     self.as_slice(),
                     &vb,
@@ -561,6 +732,7 @@ impl<E: Float> Tensor<E> {
             // k > 0, run_gemm writes all of them through the pointer.
             unsafe {
                 run_gemm(
+                    &plan,
                     &va,
                     self.as_slice(),
                     &vb,

@@ -123,11 +123,92 @@ fn matmul_errors_name_op_and_shapes() {
         a.matmul(&b).unwrap_err().to_string(),
         "shape mismatch in matmul: lhs [2, 3], rhs [4, 5]"
     );
+    // A vector is a column on the right; a scalar is refused.
     let v = Tensor::<f32>::zeros(&[3]);
+    assert_eq!(a.matmul(&v).unwrap().shape(), &[2]);
     assert_eq!(
-        a.matmul(&v).unwrap_err().to_string(),
-        "matmul expects rank-2 or rank-3 operands, got shape [3]"
+        a.matmul(&Tensor::zeros(&[2])).unwrap_err().to_string(),
+        "shape mismatch in matmul: lhs [2, 3], rhs [2]"
     );
+    assert_eq!(
+        a.matmul(&Tensor::scalar(1.0)).unwrap_err().to_string(),
+        "matmul expects operands of rank 1 or more, got shape []"
+    );
+    // Batch axes that do not broadcast.
+    let (p, q) = (
+        Tensor::<f32>::zeros(&[2, 3, 4, 5]),
+        Tensor::<f32>::zeros(&[3, 3, 5, 1]),
+    );
+    assert_eq!(
+        p.matmul(&q).unwrap_err().to_string(),
+        "shape mismatch in matmul: lhs [2, 3, 4, 5], rhs [3, 3, 5, 1]"
+    );
+}
+
+/// The product by definition, element by element, with torch.matmul's batch broadcasting.
+fn reference_batched_matmul(a: &Tensor<f64>, b: &Tensor<f64>) -> Tensor<f64> {
+    let (ra, rb) = (a.rank(), b.rank());
+    let (m, k, n) = (a.shape()[ra - 2], a.shape()[ra - 1], b.shape()[rb - 1]);
+    let batch = tapegrad_tensor::broadcast_shape("ref", &a.shape()[..ra - 2], &b.shape()[..rb - 2])
+        .unwrap();
+    let mut shape = batch.to_vec();
+    shape.extend([m, n]);
+    let at = |t: &Tensor<f64>, bi: &[usize], i: usize, j: usize| {
+        let r = t.rank();
+        let pad = batch.len() - (r - 2);
+        let mut idx: Vec<usize> = (0..r - 2)
+            .map(|d| if t.shape()[d] == 1 { 0 } else { bi[pad + d] })
+            .collect();
+        idx.extend([i, j]);
+        t.get(&idx).unwrap()
+    };
+    let strides = tapegrad_tensor::contiguous_strides(&shape);
+    Tensor::from_fn(&shape, |flat| {
+        let idx: Vec<usize> = strides
+            .iter()
+            .zip(&shape)
+            .map(|(s, d)| flat / s % d)
+            .collect();
+        let (bi, i, j) = (&idx[..batch.len()], idx[batch.len()], idx[batch.len() + 1]);
+        (0..k).map(|p| at(a, bi, i, p) * at(b, bi, p, j)).sum()
+    })
+}
+
+#[test]
+fn matmul_of_any_rank_matches_the_definition() {
+    let mut rng = StdRng::seed_from_u64(5);
+    let cases: &[(&[usize], &[usize])] = &[
+        (&[2, 3, 4, 5], &[2, 3, 5, 6]),
+        (&[2, 3, 4, 5], &[3, 5, 6]),
+        (&[2, 1, 4, 5], &[1, 3, 5, 6]),
+        // A shared weight: the batch folds into the rows of one product.
+        (&[2, 3, 4, 5], &[5, 6]),
+        (&[7, 4, 5], &[5, 6]),
+        (&[4, 5], &[2, 3, 5, 6]),
+        (&[1, 4, 5], &[3, 5, 2]),
+        (&[64, 9, 40], &[40, 70]),
+    ];
+    for &(sa, sb) in cases {
+        let a = Tensor::<f64>::randn(sa, 0.0, 1.0, &mut rng);
+        let b = Tensor::<f64>::randn(sb, 0.0, 1.0, &mut rng);
+        let got = a.matmul(&b).unwrap();
+        let want = reference_batched_matmul(&a, &b);
+        assert_eq!(got.shape(), want.shape(), "{sa:?} x {sb:?}");
+        for (x, y) in got.as_slice().iter().zip(want.as_slice()) {
+            assert!((x - y).abs() < 1e-10, "{sa:?} x {sb:?}: {x} vs {y}");
+        }
+    }
+    // Vectors: row on the left, column on the right, a dot product of two.
+    let v = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap();
+    let m = Tensor::<f64>::from_fn(&[2, 3, 2], |i| i as f64);
+    assert_eq!(v.matmul(&v).unwrap().shape(), &[] as &[usize]);
+    assert_eq!(v.matmul(&v).unwrap().item().unwrap(), 14.0);
+    let vm = v.matmul(&m).unwrap();
+    assert_eq!(vm.shape(), &[2, 2]);
+    assert_eq!(vm.to_vec(), vec![16.0, 22.0, 52.0, 58.0]);
+    let mv = m.t().matmul(&v).unwrap();
+    assert_eq!(mv.shape(), &[2, 2]);
+    assert_eq!(mv.to_vec(), vec![16.0, 22.0, 52.0, 58.0]);
 }
 
 #[test]

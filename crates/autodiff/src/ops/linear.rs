@@ -10,7 +10,7 @@ use crate::error::Result;
 use crate::var::Var;
 
 impl<'t, E: Float> Var<'t, E> {
-    /// The affine map `self W + b` of a batch `self: [n, k]` with `w: [k, m]` and `b: [m]`: one
+    /// The affine map `self W + b` of `self: [..., k]` (rank 2 or more) with `w: [k, m]` and `b: [m]`: one
     /// node instead of a `matmul` and a broadcasting `add`, with the same values and gradients.
     ///
     /// ```
@@ -31,8 +31,8 @@ impl<'t, E: Float> Var<'t, E> {
     ///
     /// # Errors
     ///
-    /// When `self` or `w` is not rank 2, the inner sizes disagree, `b` is not `[m]`, or the vars
-    /// belong to several tapes.
+    /// When `self` is not `[..., k]` (rank 2 or more) or `w` not `[k, m]`, `b` is not `[m]`, or
+    /// the vars belong to several tapes.
     pub fn linear(self, w: Var<'t, E>, b: Var<'t, E>) -> Result<Self> {
         Var::record_nary(&[self, w, b], "linear", |v| {
             Ok((Op::Linear, v[0].linear(v[1], v[2])?))

@@ -1,9 +1,10 @@
-//! `matmul`: C = A B, 2-D (`[m, k] x [k, n]`) or batched (`[b, m, k] x [b, k, n]`, either side
-//! may have batch 1 or rank 2 and is broadcast). dC/dA = G B^T and dC/dB = A^T G, computed on
-//! the same kernels with the transposes read through strides (never copied), and accumulated
-//! straight into the gradient buffers when they exist.
+//! `matmul`: C = A B with `torch.matmul`'s rules: 2-D, batched with broadcast batch axes of any
+//! rank, and rank-1 operands as a row or a column. dC/dA = G B^T and dC/dB = A^T G, computed on
+//! the same kernels with the transposes read through strides (never copied), summed over the
+//! batch axes an operand was broadcast along (a shared weight's gradient as one product over
+//! all batch rows), and accumulated straight into the gradient buffers when they exist.
 
-use tapegrad_tensor::{Float, Tensor, Transpose, gemm_into};
+use tapegrad_tensor::{Float, Tensor, Transpose, gemm_into, gemm_tn_batch_sum_into};
 
 use super::{BackwardCtx, Op};
 use crate::error::Result;
@@ -27,14 +28,15 @@ impl<'t, E: Float> Var<'t, E> {
     ///
     /// # Errors
     ///
-    /// When the operands are not rank 2 or 3, inner or batch sizes disagree, or `other` belongs
-    /// to another tape.
+    /// For a rank-0 operand, inner sizes that disagree, batch axes that do not broadcast, or
+    /// `other` of another tape.
     pub fn matmul(self, other: Var<'t, E>) -> Result<Self> {
         self.record_binary(other, "matmul", |a, b| Ok((Op::MatMul, a.matmul(b)?, None)))
     }
 }
 
-/// Accumulates `op(x) op(y)` into input `k`'s gradient, summing over a broadcast batch.
+/// Accumulates `op(x) op(y)` into input `k`'s gradient, summing over the batch axes input `k`
+/// was broadcast along (a shared weight's gradient in one product over all batch rows).
 pub(super) fn accumulate_product<E: Float>(
     ctx: &mut BackwardCtx<'_, E>,
     k: usize,
@@ -47,8 +49,7 @@ pub(super) fn accumulate_product<E: Float>(
         return Ok(());
     }
     let target = ctx.input(k).shape();
-    let direct = x.rank() == 2 && y.rank() == 2;
-    if direct {
+    if x.rank() == 2 && y.rank() == 2 {
         if let Some(acc) = ctx.slot(k) {
             gemm_into(x, tx, y, ty, E::ONE, E::ONE, acc)?;
             return Ok(());
@@ -56,18 +57,72 @@ pub(super) fn accumulate_product<E: Float>(
         *ctx.slot(k) = Some(x.matmul_t(tx, y, ty)?);
         return Ok(());
     }
+    let (rx, ry) = (x.rank(), y.rank());
+    let shared = tx == Transpose::Yes
+        && ty == Transpose::No
+        && target.len() == 2
+        && rx == ry
+        && x.shape()[..rx - 1] == y.shape()[..ry - 1];
+    if shared {
+        // A weight shared by the batch: x^T y summed over the batch is one product over all
+        // batch rows.
+        if let Some(acc) = ctx.slot(k) {
+            gemm_tn_batch_sum_into(x, y, E::ONE, E::ONE, acc)?;
+            return Ok(());
+        }
+        let mut t = Tensor::zeros(target);
+        gemm_tn_batch_sum_into(x, y, E::ONE, E::ZERO, &mut t)?;
+        *ctx.slot(k) = Some(t);
+        return Ok(());
+    }
     let full = x.matmul_t(tx, y, ty)?;
     let reduced = if full.shape() == target {
         full
     } else {
-        // A broadcast batch: sum the per-batch products, then restore the operand's shape.
-        full.sum_axis(0, false)?.reshape(target)?
+        // Broadcast batch axes: sum the per-batch products back to the operand's shape.
+        full.sum_to(target)?
     };
     ctx.accumulate(k, reduced)
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
     let (g, a, b) = (ctx.grad(), ctx.input(0), ctx.input(1));
-    accumulate_product(ctx, 0, g, Transpose::No, b, Transpose::Yes)?;
-    accumulate_product(ctx, 1, a, Transpose::Yes, g, Transpose::No)
+    if a.rank() >= 2 && b.rank() >= 2 {
+        accumulate_product(ctx, 0, g, Transpose::No, b, Transpose::Yes)?;
+        return accumulate_product(ctx, 1, a, Transpose::Yes, g, Transpose::No);
+    }
+    // A vector operand was a row [1, k] (left) or a column [k, 1] (right): redo the product's
+    // gradients on those matrices, with the dropped axes of the gradient put back.
+    let a2 = if a.rank() == 1 {
+        a.reshape(&[1, a.len()])?
+    } else {
+        a.clone()
+    };
+    let b2 = if b.rank() == 1 {
+        b.reshape(&[b.len(), 1])?
+    } else {
+        b.clone()
+    };
+    let mut shape = g.shape().to_vec();
+    if a.rank() == 1 {
+        let at = if b.rank() == 1 {
+            shape.len()
+        } else {
+            shape.len() - 1
+        };
+        shape.insert(at, 1);
+    }
+    if b.rank() == 1 {
+        shape.push(1);
+    }
+    let g2 = g.reshape(&shape)?;
+    if ctx.wants(0) {
+        let da = g2.matmul_t(Transpose::No, &b2, Transpose::Yes)?;
+        ctx.accumulate(0, da.sum_to(a2.shape())?.reshape(a.shape())?)?;
+    }
+    if ctx.wants(1) {
+        let db = a2.matmul_t(Transpose::Yes, &g2, Transpose::No)?;
+        ctx.accumulate(1, db.sum_to(b2.shape())?.reshape(b.shape())?)?;
+    }
+    Ok(())
 }
