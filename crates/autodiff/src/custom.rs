@@ -127,6 +127,7 @@ impl<'t, E: Float> Var<'t, E> {
                     index: index as u32,
                 },
                 value,
+                None,
             ))
         });
         if recorded.is_err() {

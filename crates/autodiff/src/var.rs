@@ -225,7 +225,7 @@ impl<'t, E: Float> Var<'t, E> {
     pub(crate) fn record_nary(
         vars: &[Var<'t, E>],
         name: &'static str,
-        f: impl FnOnce(&[&Tensor<E>]) -> Result<(Op<E>, Tensor<E>)>,
+        f: impl FnOnce(&[&Tensor<E>]) -> Result<(Op<E>, Tensor<E>, Option<Tensor<E>>)>,
     ) -> Result<Self> {
         let first = vars.first().ok_or_else(|| {
             AutodiffError::Tensor(tapegrad_tensor::TensorError::Invalid {
@@ -238,18 +238,18 @@ impl<'t, E: Float> Var<'t, E> {
             v.check_tape(tape, name)?;
         }
         tape.take_pending()?;
-        let (op, value, requires_grad) = {
+        let (op, value, saved, requires_grad) = {
             let store = tape.store();
             let owned: SmallVec<[std::borrow::Cow<'_, Tensor<E>>; 4]> =
                 vars.iter().map(|v| store.value(v.index())).collect();
             let values: SmallVec<[&Tensor<E>; 4]> = owned.iter().map(|c| &**c).collect();
-            let (op, value) = f(&values)?;
+            let (op, value, saved) = f(&values)?;
             let rg =
                 vars.iter().any(|v| store.nodes[v.index()].requires_grad) && tape.is_recording();
-            (op, value, rg)
+            (op, value, saved, rg)
         };
         let inputs: SmallVec<[u32; 4]> = vars.iter().map(|v| v.id).collect();
-        let var = tape.push_node(op, &inputs, value, None, requires_grad);
+        let var = tape.push_node(op, &inputs, value, saved, requires_grad);
         tape.take_pending()?;
         Ok(var)
     }

@@ -279,3 +279,35 @@ fn reductions_at_their_edges() {
         "invalid argument in var_axis: axis 0 of shape [1, 3] has 1 elements, correction 1 needs more"
     );
 }
+
+#[test]
+fn layer_norm_and_dropout_at_their_edges() {
+    use rand::{SeedableRng, rngs::StdRng};
+    // A constant row with eps > 0: finite values and gradients (x̂ = 0).
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::full(&[2, 4], 3.0));
+    let (g, b) = (tape.var(Tensor::ones(&[4])), tape.var(Tensor::zeros(&[4])));
+    let y = x.layer_norm(g, b, 1e-5).unwrap();
+    assert_eq!(y.value().to_vec(), vec![0.0; 8]);
+    let grads = tape.backward(y.square().sum()).unwrap();
+    assert!(grads[x].all_finite() && grads[g].all_finite());
+    // Bad shapes and eps.
+    assert!(x.layer_norm(b, g, -1.0).is_err());
+    assert!(x.layer_norm(tape.var(Tensor::ones(&[3])), b, 1e-5).is_err());
+    // Dropout: p = 1 zeros everything (and its gradient); p outside [0, 1] is an error; the
+    // same seed gives the same mask.
+    let mut rng = StdRng::seed_from_u64(3);
+    let z = x.dropout(1.0, &mut rng).unwrap();
+    assert_eq!(z.value().to_vec(), vec![0.0; 8]);
+    assert_eq!(tape.backward(z.sum()).unwrap()[x].to_vec(), vec![0.0; 8]);
+    assert!(x.dropout(1.5, &mut rng).is_err() && x.dropout(-0.1, &mut rng).is_err());
+    let a = x
+        .dropout(0.5, &mut StdRng::seed_from_u64(9))
+        .unwrap()
+        .value();
+    let b2 = x
+        .dropout(0.5, &mut StdRng::seed_from_u64(9))
+        .unwrap()
+        .value();
+    assert_eq!(a, b2);
+}

@@ -534,3 +534,19 @@ fn matmul_of_any_rank_and_linear_over_sequences() {
         weigh(t, y.mul(z)?)
     });
 }
+
+#[test]
+fn layer_norm_and_dropout() {
+    for shape in [&[4, 5][..], &[2, 3, 5], &[5]] {
+        let (x, g, b) = (randn(shape, 110), randn(&[5], 111), randn(&[5], 112));
+        check("layer_norm", vec![x, g, b], |t, v| {
+            weigh(t, v[0].layer_norm(v[1], v[2], 1e-5)?)
+        });
+    }
+    // The same mask on every evaluation: a fresh generator of one seed each time.
+    let x = randn(&[6, 7], 113);
+    check("dropout", vec![x], |t, v| {
+        let mut rng = StdRng::seed_from_u64(7);
+        weigh(t, v[0].dropout(0.3, &mut rng)?.tanh())
+    });
+}

@@ -454,3 +454,76 @@ impl<E: Float> Tensor<E> {
         Tensor::scalar(self.data.iter().map(|&v| v * v).sum::<E>().sqrt())
     }
 }
+
+impl<E: Float> Tensor<E> {
+    /// Layer normalization over the last axis: each row `x` of `[..., d]` becomes
+    /// `(x - mean) / sqrt(var + eps) * gamma + beta` (the population variance, as PyTorch's
+    /// `layer_norm`), with `gamma` and `beta` of shape `[d]`.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::<f64>::from_vec(vec![1.0, 3.0], &[1, 2])?;
+    /// let y = x.layer_norm(&Tensor::ones(&[2]), &Tensor::zeros(&[2]), 0.0)?;
+    /// assert_eq!(y.to_vec(), vec![-1.0, 1.0]);
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Invalid`] unless `self` has rank 1 or more and `gamma` and `beta` are
+    /// `[d]`, or when `eps` is negative or NaN.
+    pub fn layer_norm(&self, gamma: &Tensor<E>, beta: &Tensor<E>, eps: E) -> Result<Tensor<E>> {
+        Ok(self.layer_norm_with_stats(gamma, beta, eps)?.0)
+    }
+
+    /// [`Tensor::layer_norm`], also returning each row's mean and 1 / sqrt(var + eps) as a
+    /// `[rows, 2]` tensor (what its gradient needs).
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::layer_norm`].
+    pub fn layer_norm_with_stats(
+        &self,
+        gamma: &Tensor<E>,
+        beta: &Tensor<E>,
+        eps: E,
+    ) -> Result<(Tensor<E>, Tensor<E>)> {
+        let r = self.rank();
+        let d = self.shape.last().copied().unwrap_or(0);
+        if r == 0
+            || gamma.shape() != [d]
+            || beta.shape() != [d]
+            || eps
+                .partial_cmp(&E::ZERO)
+                .is_none_or(|o| o == std::cmp::Ordering::Less)
+        {
+            return Err(TensorError::Invalid {
+                op: "layer_norm",
+                reason: format!(
+                    "expected x [..., d], gamma [d], beta [d] and eps >= 0, got x {:?}, gamma \
+                     {:?}, beta {:?} and eps {eps}",
+                    self.shape(),
+                    gamma.shape(),
+                    beta.shape()
+                ),
+            });
+        }
+        let rows = self.len().checked_div(d).unwrap_or(0);
+        let mut out = self.clone();
+        let mut stats = Vec::with_capacity(2 * rows);
+        let (g, b) = (gamma.as_slice(), beta.as_slice());
+        let n = E::from_usize(d);
+        for row in out.data.chunks_exact_mut(d.max(1)).take(rows) {
+            let mean = row.iter().copied().sum::<E>() / n;
+            let var = row.iter().map(|&v| (v - mean) * (v - mean)).sum::<E>() / n;
+            let rstd = E::ONE / (var + eps).sqrt();
+            for (j, v) in row.iter_mut().enumerate() {
+                *v = (*v - mean) * rstd * g[j] + b[j];
+            }
+            stats.push(mean);
+            stats.push(rstd);
+        }
+        let stats = Tensor::from_vec(stats, &[rows, 2])?;
+        Ok((out, stats))
+    }
+}

@@ -32,7 +32,7 @@ impl<'t, E: Float> Var<'t, E> {
     pub fn concat(vars: &[Var<'t, E>], axis: usize) -> Result<Self> {
         Var::record_nary(vars, "concat", |values| {
             let value = Tensor::concat(values, axis)?;
-            Ok((Op::Concat { axis: axis as u32 }, value))
+            Ok((Op::Concat { axis: axis as u32 }, value, None))
         })
     }
 }

@@ -35,7 +35,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// the vars belong to several tapes.
     pub fn linear(self, w: Var<'t, E>, b: Var<'t, E>) -> Result<Self> {
         Var::record_nary(&[self, w, b], "linear", |v| {
-            Ok((Op::Linear, v[0].linear(v[1], v[2])?))
+            Ok((Op::Linear, v[0].linear(v[1], v[2])?, None))
         })
     }
 }

@@ -19,6 +19,7 @@ mod concat;
 mod cos;
 mod cumsum;
 mod div;
+mod dropout;
 mod elu;
 mod erf;
 mod exp;
@@ -27,6 +28,7 @@ mod flatten;
 mod gelu;
 mod gelu_tanh;
 mod index_select;
+mod layer_norm;
 mod leaky_relu;
 mod linear;
 mod ln;
@@ -209,6 +211,10 @@ pub(crate) enum Op<E: Float> {
         axis: u32,
     },
     Norm,
+    LayerNorm {
+        eps: E,
+    },
+    Dropout,
     Softmax {
         axis: u32,
     },
@@ -294,6 +300,8 @@ impl<E: Float> Op<E> {
             Op::VarAxis { .. } => "var_axis",
             Op::Cumsum { .. } => "cumsum",
             Op::Norm => "norm",
+            Op::LayerNorm { .. } => "layer_norm",
+            Op::Dropout => "dropout",
             Op::Softmax { .. } => "softmax",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::Mse => "mse",
@@ -330,6 +338,7 @@ impl<E: Float> Op<E> {
                 correction,
             } => format!("axis={axis}, keepdim={keepdim}, correction={correction}"),
             Op::Cumsum { axis } => format!("axis={axis}"),
+            Op::LayerNorm { eps } => format!("eps={eps}"),
             Op::SelectRows { len, .. } => format!("{len} rows"),
             Op::TransposeAxes { a, b } => format!("{a}, {b}"),
             Op::IndexSelect { axis, len, .. } => format!("axis={axis}, {len} entries"),
@@ -432,6 +441,8 @@ impl<E: Float> Op<E> {
             } => var_axis::backward(ctx, *axis as usize, *keepdim, *correction as usize),
             Op::Cumsum { axis } => cumsum::backward(ctx, *axis as usize),
             Op::Norm => norm::backward(ctx),
+            Op::LayerNorm { .. } => layer_norm::backward(ctx),
+            Op::Dropout => dropout::backward(ctx),
             Op::Softmax { axis } => softmax::backward(ctx, *axis as usize),
             Op::LogSoftmax { axis } => log_softmax::backward(ctx, *axis as usize),
             Op::Mse => mse::backward(ctx),
@@ -514,6 +525,8 @@ impl<E: Float> Op<E> {
             | Op::VarAxis { .. }
             | Op::Cumsum { .. }
             | Op::Norm
+            | Op::LayerNorm { .. }
+            | Op::Dropout
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::Mse

@@ -32,7 +32,7 @@ impl<'t, E: Float> Var<'t, E> {
     pub fn stack(vars: &[Var<'t, E>], axis: usize) -> Result<Self> {
         Var::record_nary(vars, "stack", |values| {
             let value = Tensor::stack(values, axis)?;
-            Ok((Op::Stack { axis: axis as u32 }, value))
+            Ok((Op::Stack { axis: axis as u32 }, value, None))
         })
     }
 }
