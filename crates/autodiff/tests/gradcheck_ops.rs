@@ -550,3 +550,37 @@ fn layer_norm_and_dropout() {
         weigh(t, v[0].dropout(0.3, &mut rng)?.tanh())
     });
 }
+
+#[test]
+fn convolutions_and_pooling() {
+    let x = randn(&[2, 3, 5, 6], 120);
+    let w = randn(&[4, 3, 3, 2], 121);
+    let b = randn(&[4], 122);
+    for (stride, padding) in [((1, 1), (0, 0)), ((2, 1), (1, 0)), ((2, 2), (1, 1))] {
+        check("conv2d", vec![x.clone(), w.clone(), b.clone()], |t, v| {
+            weigh(t, v[0].conv2d(v[1], Some(v[2]), stride, padding)?)
+        });
+    }
+    check("conv2d without bias", vec![x.clone(), w.clone()], |t, v| {
+        weigh(t, v[0].conv2d(v[1], None, (1, 2), (1, 1))?)
+    });
+    let (x1, w1, b1) = (
+        randn(&[2, 3, 9], 123),
+        randn(&[2, 3, 4], 124),
+        randn(&[2], 125),
+    );
+    check("conv1d", vec![x1, w1, b1], |t, v| {
+        weigh(t, v[0].conv1d(v[1], Some(v[2]), 2, 1)?)
+    });
+    // Distinct values (a permutation of a grid) so no window has a tie at its maximum.
+    let distinct = Tensor::from_fn(&[2, 2, 4, 6], |i| ((i * 37) % 96) as f64 / 10.0);
+    check("max_pool2d", vec![distinct.clone()], |t, v| {
+        weigh(t, v[0].max_pool2d((2, 3), (2, 3))?)
+    });
+    check("max_pool2d overlapping", vec![distinct.clone()], |t, v| {
+        weigh(t, v[0].max_pool2d((3, 3), (1, 2))?)
+    });
+    check("avg_pool2d", vec![distinct], |t, v| {
+        weigh(t, v[0].avg_pool2d((2, 2), (2, 1))?)
+    });
+}

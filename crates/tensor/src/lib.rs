@@ -38,6 +38,7 @@
 //! number of cores the process may use.
 #![deny(missing_docs)]
 
+mod conv;
 mod display;
 mod elementwise;
 mod error;

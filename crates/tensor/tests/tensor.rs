@@ -682,3 +682,67 @@ fn an_empty_batch_broadcasts_to_an_empty_product() {
         &[0, 2, 2]
     );
 }
+
+#[test]
+fn conv2d_matches_the_definition() {
+    let mut rng = StdRng::seed_from_u64(8);
+    let x = Tensor::<f64>::randn(&[2, 3, 6, 5], 0.0, 1.0, &mut rng);
+    let w = Tensor::<f64>::randn(&[4, 3, 3, 2], 0.0, 1.0, &mut rng);
+    let b = Tensor::<f64>::randn(&[4], 0.0, 1.0, &mut rng);
+    for (stride, pad) in [((1, 1), (0, 0)), ((2, 1), (1, 2)), ((3, 2), (1, 0))] {
+        let y = x.conv2d(&w, Some(&b), stride, pad).unwrap();
+        let (ho, wo) = (
+            (6 + 2 * pad.0 - 3) / stride.0 + 1,
+            (5 + 2 * pad.1 - 2) / stride.1 + 1,
+        );
+        assert_eq!(y.shape(), &[2, 4, ho, wo]);
+        for n in 0..2 {
+            for o in 0..4 {
+                for oy in 0..ho {
+                    for ox in 0..wo {
+                        let mut acc = b.get(&[o]).unwrap();
+                        for c in 0..3 {
+                            for i in 0..3 {
+                                for j in 0..2 {
+                                    let (yy, xx) = (oy * stride.0 + i, ox * stride.1 + j);
+                                    if yy < pad.0
+                                        || xx < pad.1
+                                        || yy - pad.0 >= 6
+                                        || xx - pad.1 >= 5
+                                    {
+                                        continue;
+                                    }
+                                    acc += x.get(&[n, c, yy - pad.0, xx - pad.1]).unwrap()
+                                        * w.get(&[o, c, i, j]).unwrap();
+                                }
+                            }
+                        }
+                        let got = y.get(&[n, o, oy, ox]).unwrap();
+                        assert!((got - acc).abs() < 1e-12, "{got} vs {acc}");
+                    }
+                }
+            }
+        }
+    }
+    // Errors name what does not fit.
+    assert!(
+        x.conv2d(&Tensor::ones(&[4, 2, 3, 3]), None, (1, 1), (0, 0))
+            .is_err()
+    );
+    assert!(x.conv2d(&w, None, (0, 1), (0, 0)).is_err());
+    assert!(
+        x.conv2d(&Tensor::ones(&[4, 3, 9, 2]), None, (1, 1), (0, 0))
+            .is_err()
+    );
+    assert!(x.max_pool2d((7, 1), (1, 1)).is_err());
+    // Pooling against the definition on a small input.
+    let p = Tensor::<f64>::from_fn(&[1, 1, 2, 4], |i| i as f64);
+    assert_eq!(
+        p.max_pool2d((2, 2), (2, 2)).unwrap().to_vec(),
+        vec![5.0, 7.0]
+    );
+    assert_eq!(
+        p.avg_pool2d((1, 2), (1, 2)).unwrap().to_vec(),
+        vec![0.5, 2.5, 4.5, 6.5]
+    );
+}

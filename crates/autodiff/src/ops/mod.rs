@@ -12,10 +12,13 @@ use crate::tape::{Node, Store};
 mod abs;
 mod add;
 mod affine;
+mod avg_pool2d;
 mod bce_with_logits;
 mod broadcast_to;
 mod clamp;
 mod concat;
+mod conv1d;
+mod conv2d;
 mod cos;
 mod cumsum;
 mod div;
@@ -39,6 +42,7 @@ mod masked_fill;
 mod matmul;
 mod max;
 mod max_axis;
+mod max_pool2d;
 mod maximum;
 mod mean;
 mod mean_axis;
@@ -215,6 +219,19 @@ pub(crate) enum Op<E: Float> {
         eps: E,
     },
     Dropout,
+    /// Stride and padding (sh, sw, ph, pw) at `indices[start..start + 4]`.
+    Conv2d {
+        start: u32,
+    },
+    /// Each window's argmax (a flat input index) at `indices[start..start + len]`.
+    MaxPool2d {
+        start: u32,
+        len: u32,
+    },
+    /// Kernel and stride (kh, kw, sh, sw) at `indices[start..start + 4]`.
+    AvgPool2d {
+        start: u32,
+    },
     Softmax {
         axis: u32,
     },
@@ -302,6 +319,9 @@ impl<E: Float> Op<E> {
             Op::Norm => "norm",
             Op::LayerNorm { .. } => "layer_norm",
             Op::Dropout => "dropout",
+            Op::Conv2d { .. } => "conv2d",
+            Op::MaxPool2d { .. } => "max_pool2d",
+            Op::AvgPool2d { .. } => "avg_pool2d",
             Op::Softmax { .. } => "softmax",
             Op::LogSoftmax { .. } => "log_softmax",
             Op::Mse => "mse",
@@ -443,6 +463,18 @@ impl<E: Float> Op<E> {
             Op::Norm => norm::backward(ctx),
             Op::LayerNorm { .. } => layer_norm::backward(ctx),
             Op::Dropout => dropout::backward(ctx),
+            Op::Conv2d { start } => {
+                let params = ctx.indices(*start, 4);
+                conv2d::backward(ctx, params)
+            }
+            Op::MaxPool2d { start, len } => {
+                let at = ctx.indices(*start, *len);
+                max_pool2d::backward(ctx, at)
+            }
+            Op::AvgPool2d { start } => {
+                let params = ctx.indices(*start, 4);
+                avg_pool2d::backward(ctx, params)
+            }
             Op::Softmax { axis } => softmax::backward(ctx, *axis as usize),
             Op::LogSoftmax { axis } => log_softmax::backward(ctx, *axis as usize),
             Op::Mse => mse::backward(ctx),
@@ -527,6 +559,9 @@ impl<E: Float> Op<E> {
             | Op::Norm
             | Op::LayerNorm { .. }
             | Op::Dropout
+            | Op::Conv2d { .. }
+            | Op::MaxPool2d { .. }
+            | Op::AvgPool2d { .. }
             | Op::Softmax { .. }
             | Op::LogSoftmax { .. }
             | Op::Mse
