@@ -1,8 +1,8 @@
 //! Gradient checking: central differences in f64 against `backward`.
 
-use tapegrad_tensor::Tensor;
+use tapegrad_tensor::{Float, Tensor};
 
-use crate::error::{AutodiffError, Result};
+use crate::error::AutodiffError;
 use crate::tape::Tape;
 use crate::var::Var;
 
@@ -46,29 +46,60 @@ impl GradcheckReport {
     }
 }
 
-/// Checks the gradients of `f` at `inputs` against central differences with step `1e-6`.
+/// Checks the gradients of `f` at `inputs` against central differences: step `1e-6` in f64
+/// (where checks belong), `5e-3` in f32 (about the cube root of its epsilon, so helpers written
+/// for `Var<'t, f32>` can be checked as they are, to a looser tolerance).
 ///
 /// `f` receives a fresh tape and one leaf var per input, and returns a var holding one element
 /// (the function's value). Each input element is perturbed by +-h, `f` is re-evaluated, and the
 /// slope (f(x+h) - f(x-h)) / 2h is compared with the gradient from `backward`.
 ///
+/// `f` may return any error that converts from [`AutodiffError`] (`tapegrad::Error`, a user's
+/// own), so `?` works inside it; where inference cannot tell which, name it, as the second
+/// example does.
+///
 /// ```
-/// use tapegrad_autodiff::{gradcheck, Tape, Var};
+/// use tapegrad_autodiff::{AutodiffError, gradcheck, Tape, Var};
 /// use tapegrad_tensor::Tensor;
 /// let x = Tensor::from_vec(vec![0.3, -1.2, 2.0], &[3])?;
-/// let report = gradcheck(&[x], |_tape, v| Ok(v[0].sigmoid().mul(v[0])?.sum()))?;
+/// let report =
+///     gradcheck::<_, AutodiffError, _>(&[x], |_tape, v| Ok(v[0].sigmoid().mul(v[0])?.sum()))?;
 /// assert!(report.passed(1e-7), "{report:?}");
-/// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+///
+/// // A helper written for f32, and an error type of the caller's own.
+/// #[derive(Debug)]
+/// struct MyError(String);
+/// impl std::fmt::Display for MyError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str(&self.0)
+///     }
+/// }
+/// impl std::error::Error for MyError {}
+/// impl From<AutodiffError> for MyError {
+///     fn from(e: AutodiffError) -> Self {
+///         MyError(e.to_string())
+///     }
+/// }
+/// fn swish<'t>(x: Var<'t, f32>) -> Result<Var<'t, f32>, MyError> {
+///     Ok(x.mul(x.sigmoid())?)
+/// }
+/// let x32 = Tensor::<f32>::from_vec(vec![0.3, -1.2, 2.0], &[3])?;
+/// let report = gradcheck::<f32, MyError, _>(&[x32], |_, v| Ok(swish(v[0])?.sum()))?;
+/// assert!(report.passed(1e-2), "{report:?}");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 ///
 /// # Errors
 ///
 /// Any error `f` or `backward` returns (for example a loss of more than one element).
-pub fn gradcheck<F>(inputs: &[Tensor<f64>], f: F) -> Result<GradcheckReport>
+pub fn gradcheck<E, Err, F>(inputs: &[Tensor<E>], f: F) -> Result<GradcheckReport, Err>
 where
-    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Result<Var<'t, f64>>,
+    E: Float,
+    Err: From<AutodiffError> + std::error::Error,
+    F: for<'t> Fn(&'t Tape<E>, &[Var<'t, E>]) -> Result<Var<'t, E>, Err>,
 {
-    gradcheck_with_step(inputs, 1e-6, f)
+    let h = if E::DTYPE == "f32" { 5e-3 } else { 1e-6 };
+    gradcheck_with_step(inputs, h, f)
 }
 
 /// [`gradcheck`] with a chosen finite-difference step `h`.
@@ -76,27 +107,34 @@ where
 /// # Errors
 ///
 /// As [`gradcheck`].
-pub fn gradcheck_with_step<F>(inputs: &[Tensor<f64>], h: f64, f: F) -> Result<GradcheckReport>
+pub fn gradcheck_with_step<E, Err, F>(
+    inputs: &[Tensor<E>],
+    h: f64,
+    f: F,
+) -> Result<GradcheckReport, Err>
 where
-    F: for<'t> Fn(&'t Tape<f64>, &[Var<'t, f64>]) -> Result<Var<'t, f64>>,
+    E: Float,
+    Err: From<AutodiffError> + std::error::Error,
+    F: for<'t> Fn(&'t Tape<E>, &[Var<'t, E>]) -> Result<Var<'t, E>, Err>,
 {
-    let eval = |values: &[Tensor<f64>]| -> Result<f64> {
+    let eval = |values: &[Tensor<E>]| -> Result<f64, Err> {
         let tape = Tape::new();
-        let vars: Vec<Var<'_, f64>> = values.iter().map(|v| tape.constant(v.clone())).collect();
+        let vars: Vec<Var<'_, E>> = values.iter().map(|v| tape.constant(v.clone())).collect();
         let out = f(&tape, &vars)?;
-        out.item()
+        Ok(out.item()?.to_f64())
     };
     let tape = Tape::new();
-    let vars: Vec<Var<'_, f64>> = inputs.iter().map(|v| tape.var(v.clone())).collect();
+    let vars: Vec<Var<'_, E>> = inputs.iter().map(|v| tape.var(v.clone())).collect();
     let out = f(&tape, &vars)?;
     if out.with_value(|v| v.len()) != 1 {
         return Err(AutodiffError::NonScalarLoss {
             shape: out.shape().to_vec(),
-        });
+        }
+        .into());
     }
     let grads = tape.backward(out)?;
     let mut report = GradcheckReport { inputs: Vec::new() };
-    let mut values: Vec<Tensor<f64>> = inputs.to_vec();
+    let mut values: Vec<Tensor<E>> = inputs.to_vec();
     for (k, var) in vars.iter().enumerate() {
         let analytic = grads.get(*var)?.clone();
         let mut check = InputCheck {
@@ -105,13 +143,15 @@ where
         };
         for e in 0..inputs[k].len() {
             let x0 = inputs[k].as_slice()[e];
-            values[k].as_mut_slice()[e] = x0 + h;
+            let (xp, xm) = (E::from_f64(x0.to_f64() + h), E::from_f64(x0.to_f64() - h));
+            values[k].as_mut_slice()[e] = xp;
             let up = eval(&values)?;
-            values[k].as_mut_slice()[e] = x0 - h;
+            values[k].as_mut_slice()[e] = xm;
             let down = eval(&values)?;
             values[k].as_mut_slice()[e] = x0;
-            let numeric = (up - down) / (2.0 * h);
-            let a = analytic.as_slice()[e];
+            // The step actually taken (rounded to E).
+            let numeric = (up - down) / (xp.to_f64() - xm.to_f64());
+            let a = analytic.as_slice()[e].to_f64();
             let abs = (a - numeric).abs();
             let rel = abs / 1f64.max(a.abs()).max(numeric.abs());
             check.max_abs_error = check.max_abs_error.max(abs);

@@ -61,7 +61,8 @@ fn detach_and_no_grad_stop_gradients() {
 fn gradcheck_catches_a_wrong_gradient() {
     // Detaching one factor makes backward disagree with the numeric slope (x vs 2x).
     let x = Tensor::from_vec(vec![1.5, -0.5], &[2]).unwrap();
-    let report = gradcheck(&[x], |_, v| Ok((v[0].detach() * v[0]).sum())).unwrap();
+    let report =
+        gradcheck::<_, AutodiffError, _>(&[x], |_, v| Ok((v[0].detach() * v[0]).sum())).unwrap();
     assert!(!report.passed(1e-3));
     assert!((report.max_abs_error() - 1.5).abs() < 1e-6);
 }
@@ -499,4 +500,31 @@ fn a_var_recorded_after_backward_is_not_called_foreign() {
         Err(AutodiffError::ForeignVar { .. })
     ));
     assert_eq!(grads.get(x).unwrap().item().unwrap(), 6.0);
+}
+
+#[test]
+fn operator_panics_point_at_the_callers_line() {
+    use std::sync::{Arc, Mutex};
+    let seen = Arc::new(Mutex::new(Vec::new()));
+    let sink = Arc::clone(&seen);
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        if let Some(l) = info.location() {
+            sink.lock().unwrap().push(l.file().to_string());
+        }
+    }));
+    let tape = Tape::<f32>::new();
+    let (a, b) = (tape.var(Tensor::ones(&[2])), tape.var(Tensor::ones(&[3])));
+    let var_panic = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| a * b));
+    let (x, y) = (Tensor::<f32>::ones(&[2]), Tensor::<f32>::ones(&[3]));
+    let tensor_panic = std::panic::catch_unwind(|| &x + &y);
+    std::panic::set_hook(previous);
+    assert!(var_panic.is_err() && tensor_panic.is_err());
+    let files = seen.lock().unwrap().clone();
+    // (Another test of this file may panic meanwhile: the hook is process-wide.)
+    assert!(files.len() >= 2, "{files:?}");
+    assert!(
+        files.iter().all(|f| f.ends_with("tests/tape.rs")),
+        "{files:?}"
+    );
 }

@@ -12,18 +12,28 @@ macro_rules! tensor_binop {
             type Output = Tensor<E>;
             /// # Panics
             ///
-            /// When the shapes do not broadcast, with the error's message.
+            /// When the shapes do not broadcast, with the error's message (reported at the
+            /// caller's line).
+            #[track_caller]
             fn $method(self, rhs: &Tensor<E>) -> Tensor<E> {
-                Tensor::$method(self, rhs).unwrap_or_else(|e| panic!("{e}"))
+                match Tensor::$method(self, rhs) {
+                    Ok(t) => t,
+                    Err(e) => panic!("{e}"),
+                }
             }
         }
         impl<E: Float> $trait<Tensor<E>> for Tensor<E> {
             type Output = Tensor<E>;
             /// # Panics
             ///
-            /// When the shapes do not broadcast, with the error's message.
+            /// When the shapes do not broadcast, with the error's message (reported at the
+            /// caller's line).
+            #[track_caller]
             fn $method(self, rhs: Tensor<E>) -> Tensor<E> {
-                Tensor::$method(&self, &rhs).unwrap_or_else(|e| panic!("{e}"))
+                match Tensor::$method(&self, &rhs) {
+                    Ok(t) => t,
+                    Err(e) => panic!("{e}"),
+                }
             }
         }
         impl<E: Float> $trait<E> for &Tensor<E> {

@@ -19,6 +19,7 @@ impl<E: Float> Var<'_, E> {
     /// assert!((tape.backward(y)?[x].item()? - 0.5).abs() < 1e-12);
     /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
     /// ```
+    #[doc(alias = "log")]
     #[inline]
     pub fn ln(self) -> Self {
         self.record_elementwise(Op::Ln, forward, |x| x.ln())

@@ -16,9 +16,13 @@ macro_rules! var_var {
             ///
             /// When the shapes do not broadcast or the vars belong to different tapes, with the
             /// error's message.
+            #[track_caller]
             #[inline]
             fn $method(self, rhs: Var<'t, E>) -> Var<'t, E> {
-                Var::$method(self, rhs).unwrap_or_else(|e| panic!("{e}"))
+                match Var::$method(self, rhs) {
+                    Ok(v) => v,
+                    Err(e) => panic!("{e}"),
+                }
             }
         }
     };
