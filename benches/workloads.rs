@@ -519,3 +519,310 @@ impl MatmulGrad {
         self.da[0] + self.db[0]
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// W6: a weight shared by a batch of sequences: sum([256, 4, 32] x [32, 32]), forward and
+// backward. The floor is the one 2-D product over all 1024 rows.
+
+pub const W6_SHAPE: (usize, usize, usize) = (256, 4, 32);
+
+pub struct SharedWeight {
+    pub x: Arc<Tensor<f32>>,
+    pub w: Arc<Tensor<f32>>,
+    pub tape: Tape<f32>,
+    out: Vec<f32>,
+    dx: Vec<f32>,
+    dw: Vec<f32>,
+    g: Vec<f32>,
+}
+
+impl SharedWeight {
+    pub fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(1);
+        let (b, t, d) = W6_SHAPE;
+        SharedWeight {
+            x: Arc::new(Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng)),
+            w: Arc::new(Tensor::randn(&[d, d], 0.0, 1.0, &mut rng)),
+            tape: Tape::new(),
+            out: vec![0.0; b * t * d],
+            dx: vec![0.0; b * t * d],
+            dw: vec![0.0; d * d],
+            g: vec![1.0; b * t * d],
+        }
+    }
+
+    pub fn tapegrad(&mut self) -> f32 {
+        self.tape.clear();
+        let x = self.tape.var_shared(Arc::clone(&self.x));
+        let w = self.tape.var_shared(Arc::clone(&self.w));
+        let loss = x.matmul(w).expect("shapes fit").sum();
+        let grads = self.tape.backward(loss).expect("scalar loss");
+        grads[x].as_slice()[0] + grads[w].as_slice()[0]
+    }
+
+    pub fn floor(&mut self) -> f32 {
+        let (b, t, d) = W6_SHAPE;
+        let rows = b * t;
+        let (x, w) = (self.x.as_slice(), self.w.as_slice());
+        gemm(rows, d, d, x, false, w, false, 0.0, &mut self.out);
+        gemm(rows, d, d, &self.g, false, w, true, 0.0, &mut self.dx);
+        gemm(d, rows, d, x, true, &self.g, false, 0.0, &mut self.dw);
+        self.dx[0] + self.dw[0]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// W7: single-head attention, B = 8, T = 16, D = 32: Q, K, V = X Wq, X Wk, X Wv;
+// O = softmax(Q K^T / sqrt(D)) V; the gradient of sum(O) with respect to X and the weights.
+
+pub const W7_SHAPE: (usize, usize, usize) = (8, 16, 32);
+
+pub struct Attention {
+    pub x: Arc<Tensor<f32>>,
+    pub w: [Arc<Tensor<f32>>; 3],
+    pub tape: Tape<f32>,
+    buf: AttentionBuffers,
+}
+
+/// The floor's preallocated buffers.
+struct AttentionBuffers {
+    q: Vec<f32>,
+    k: Vec<f32>,
+    v: Vec<f32>,
+    p: Vec<f32>,
+    o: Vec<f32>,
+    dp: Vec<f32>,
+    dq: Vec<f32>,
+    dk: Vec<f32>,
+    dv: Vec<f32>,
+    dw: [Vec<f32>; 3],
+    dx: Vec<f32>,
+    g: Vec<f32>,
+}
+
+impl Attention {
+    pub fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(2);
+        let (b, t, d) = W7_SHAPE;
+        let scale = 1.0 / (d as f32).sqrt();
+        let mut w = || Arc::new(Tensor::randn(&[d, d], 0.0, scale, &mut rng));
+        let w = [w(), w(), w()];
+        let x = Arc::new(Tensor::randn(&[b, t, d], 0.0, 1.0, &mut rng));
+        let n = b * t * d;
+        Attention {
+            x,
+            w,
+            tape: Tape::new(),
+            buf: AttentionBuffers {
+                q: vec![0.0; n],
+                k: vec![0.0; n],
+                v: vec![0.0; n],
+                p: vec![0.0; b * t * t],
+                o: vec![0.0; n],
+                dp: vec![0.0; b * t * t],
+                dq: vec![0.0; n],
+                dk: vec![0.0; n],
+                dv: vec![0.0; n],
+                dw: [vec![0.0; d * d], vec![0.0; d * d], vec![0.0; d * d]],
+                dx: vec![0.0; n],
+                g: vec![1.0; n],
+            },
+        }
+    }
+
+    pub fn tapegrad(&mut self) -> f32 {
+        let d = W7_SHAPE.2;
+        self.tape.clear();
+        let tape = &self.tape;
+        let x = tape.var_shared(Arc::clone(&self.x));
+        let [wq, wk, wv] = [0, 1, 2].map(|i| tape.var_shared(Arc::clone(&self.w[i])));
+        let q = x.matmul(wq).expect("shapes");
+        let k = x.matmul(wk).expect("shapes");
+        let v = x.matmul(wv).expect("shapes");
+        let s = q
+            .matmul(k.transpose(1, 2).expect("axes"))
+            .expect("shapes")
+            .mul_scalar(1.0 / (d as f32).sqrt());
+        let o = s.softmax(2).expect("axis").matmul(v).expect("shapes");
+        let grads = tape.backward(o.sum()).expect("scalar loss");
+        grads[x].as_slice()[0] + grads[wq].as_slice()[0]
+    }
+
+    pub fn floor(&mut self) -> f32 {
+        let (b, t, d) = W7_SHAPE;
+        let scale = 1.0 / (d as f32).sqrt();
+        let x = self.x.as_slice();
+        let [wq, wk, wv] = [0, 1, 2].map(|i| self.w[i].as_slice());
+        let bf = &mut self.buf;
+        // Projections over all b t rows at once.
+        gemm(b * t, d, d, x, false, wq, false, 0.0, &mut bf.q);
+        gemm(b * t, d, d, x, false, wk, false, 0.0, &mut bf.k);
+        gemm(b * t, d, d, x, false, wv, false, 0.0, &mut bf.v);
+        for i in 0..b {
+            let (mat, sq) = (i * t * d, i * t * t);
+            let (q, k, v) = (
+                &bf.q[mat..mat + t * d],
+                &bf.k[mat..mat + t * d],
+                &bf.v[mat..mat + t * d],
+            );
+            let p = &mut bf.p[sq..sq + t * t];
+            gemm(t, d, t, q, false, k, true, 0.0, p);
+            for row in p.chunks_exact_mut(t) {
+                let m = row.iter().fold(f32::NEG_INFINITY, |a, &s| a.max(s * scale));
+                let mut sum = 0.0;
+                for s in row.iter_mut() {
+                    *s = (*s * scale - m).exp();
+                    sum += *s;
+                }
+                row.iter_mut().for_each(|s| *s /= sum);
+            }
+            gemm(
+                t,
+                t,
+                d,
+                p,
+                false,
+                v,
+                false,
+                0.0,
+                &mut bf.o[mat..mat + t * d],
+            );
+            // Backward with dO = 1.
+            let g = &bf.g[mat..mat + t * d];
+            let dp = &mut bf.dp[sq..sq + t * t];
+            gemm(t, d, t, g, false, v, true, 0.0, dp);
+            gemm(
+                t,
+                t,
+                d,
+                p,
+                true,
+                g,
+                false,
+                0.0,
+                &mut bf.dv[mat..mat + t * d],
+            );
+            // dS = P (dP - rowsum(dP P)) scale, in place in dp.
+            for (dprow, prow) in dp.chunks_exact_mut(t).zip(p.chunks_exact(t)) {
+                let dot: f32 = dprow.iter().zip(prow).map(|(a, b)| a * b).sum();
+                dprow
+                    .iter_mut()
+                    .zip(prow)
+                    .for_each(|(a, &pp)| *a = pp * (*a - dot) * scale);
+            }
+            gemm(
+                t,
+                t,
+                d,
+                dp,
+                false,
+                k,
+                false,
+                0.0,
+                &mut bf.dq[mat..mat + t * d],
+            );
+            gemm(
+                t,
+                t,
+                d,
+                dp,
+                true,
+                q,
+                false,
+                0.0,
+                &mut bf.dk[mat..mat + t * d],
+            );
+        }
+        let [dwq, dwk, dwv] = &mut bf.dw;
+        gemm(d, b * t, d, x, true, &bf.dq, false, 0.0, dwq);
+        gemm(d, b * t, d, x, true, &bf.dk, false, 0.0, dwk);
+        gemm(d, b * t, d, x, true, &bf.dv, false, 0.0, dwv);
+        gemm(b * t, d, d, &bf.dq, false, wq, true, 0.0, &mut bf.dx);
+        gemm(b * t, d, d, &bf.dk, false, wk, true, 1.0, &mut bf.dx);
+        gemm(b * t, d, d, &bf.dv, false, wv, true, 1.0, &mut bf.dx);
+        bf.dx[0] + dwq[0]
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// W8: conv2d 3x3, 32 -> 64 channels, 28 x 28, batch 64, padding 1: forward and the gradient of
+// sum(Y) with respect to the input, the weights and the bias. The floor: im2col (the same
+// routine), one product per image, col2im, and the weight gradient accumulated in place.
+
+pub const W8_SHAPE: (usize, usize, usize, usize) = (64, 32, 64, 28);
+
+pub struct Conv {
+    pub x: Arc<Tensor<f32>>,
+    pub w: Arc<Tensor<f32>>,
+    pub b: Arc<Tensor<f32>>,
+    pub tape: Tape<f32>,
+    y: Vec<f32>,
+    dw: Vec<f32>,
+    dcols: Tensor<f32>,
+    g: Vec<f32>,
+}
+
+impl Conv {
+    pub fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(3);
+        let (n, c, o, hw) = W8_SHAPE;
+        let ckk = c * 9;
+        Conv {
+            x: Arc::new(Tensor::randn(&[n, c, hw, hw], 0.0, 1.0, &mut rng)),
+            w: Arc::new(Tensor::randn(&[o, c, 3, 3], 0.0, 0.1, &mut rng)),
+            b: Arc::new(Tensor::zeros(&[o])),
+            tape: Tape::new(),
+            y: vec![0.0; n * o * hw * hw],
+            dw: vec![0.0; o * ckk],
+            dcols: Tensor::zeros(&[n, ckk, hw * hw]),
+            g: vec![1.0; n * o * hw * hw],
+        }
+    }
+
+    pub fn tapegrad(&mut self) -> f32 {
+        self.tape.clear();
+        let tape = &self.tape;
+        let x = tape.var_shared(Arc::clone(&self.x));
+        let w = tape.var_shared(Arc::clone(&self.w));
+        let b = tape.var_shared(Arc::clone(&self.b));
+        let y = x.conv2d(w, Some(b), (1, 1), (1, 1)).expect("shapes");
+        let grads = tape.backward(y.sum()).expect("scalar loss");
+        grads[x].as_slice()[0] + grads[w].as_slice()[0] + grads[b].as_slice()[0]
+    }
+
+    pub fn floor(&mut self) -> f32 {
+        let (n, c, o, hw) = W8_SHAPE;
+        let (ckk, l) = (c * 9, hw * hw);
+        let cols = self.x.im2col((3, 3), (1, 1), (1, 1)).expect("fits");
+        let (cs, w) = (cols.as_slice(), self.w.as_slice());
+        for i in 0..n {
+            let col = &cs[i * ckk * l..(i + 1) * ckk * l];
+            let y = &mut self.y[i * o * l..(i + 1) * o * l];
+            gemm(o, ckk, l, w, false, col, false, 0.0, y);
+            // The bias is zero: adding it is one pass over y, which tapegrad does too.
+            let g = &self.g[i * o * l..(i + 1) * o * l];
+            gemm(
+                o,
+                l,
+                ckk,
+                g,
+                false,
+                col,
+                true,
+                if i == 0 { 0.0 } else { 1.0 },
+                &mut self.dw,
+            );
+            let dcol = &mut self.dcols.as_mut_slice()[i * ckk * l..(i + 1) * ckk * l];
+            gemm(ckk, o, l, w, true, g, false, 0.0, dcol);
+        }
+        let mut db = vec![0.0f32; o];
+        for (row, g) in self.g.chunks_exact(l).enumerate() {
+            db[row % o] += g.iter().sum::<f32>();
+        }
+        let dx = self
+            .dcols
+            .col2im(self.x.shape(), (3, 3), (1, 1), (1, 1))
+            .expect("fits");
+        dx.as_slice()[0] + self.dw[0] + db[0]
+    }
+}

@@ -1,4 +1,4 @@
-//! Runs the performance workloads W1-W5 for a few seconds each at one and at two threads and
+//! Runs the performance workloads W1-W8 for a few seconds each at one and at two threads and
 //! prints a Markdown table: tapegrad, the hand-written floor (same math, same kernels, no
 //! graph), their ratio, and what the second thread gains. The criterion benches
 //! (`cargo bench --bench bench_main`) measure the same code more carefully.
@@ -162,8 +162,50 @@ fn main() {
             black_box(wf.floor());
         }),
     });
+    let (mut s, mut sf) = (SharedWeight::new(), SharedWeight::new());
+    workloads.push(Workload {
+        id: "W6",
+        what: "shared weight, [256, 4, 32] x [32, 32], forward + backward",
+        unit: "us/iter",
+        scale: 1e6,
+        inner: 200,
+        ours: Box::new(move || {
+            black_box(s.tapegrad());
+        }),
+        floor: Box::new(move || {
+            black_box(sf.floor());
+        }),
+    });
+    let (mut a, mut af) = (Attention::new(), Attention::new());
+    workloads.push(Workload {
+        id: "W7",
+        what: "attention, B 8, T 16, D 32, forward + backward",
+        unit: "us/iter",
+        scale: 1e6,
+        inner: 200,
+        ours: Box::new(move || {
+            black_box(a.tapegrad());
+        }),
+        floor: Box::new(move || {
+            black_box(af.floor());
+        }),
+    });
+    let (mut k, mut kf) = (Conv::new(), Conv::new());
+    workloads.push(Workload {
+        id: "W8",
+        what: "conv2d 3x3, 32 -> 64, 28 x 28, batch 64, forward + backward",
+        unit: "ms/iter",
+        scale: 1e3,
+        inner: 2,
+        ours: Box::new(move || {
+            black_box(k.tapegrad());
+        }),
+        floor: Box::new(move || {
+            black_box(kf.floor());
+        }),
+    });
     workloads.sort_by_key(|w| {
-        ["W1", "W2", "W2b", "W3", "W4", "W5"]
+        ["W1", "W2", "W2b", "W3", "W4", "W5", "W6", "W7", "W8"]
             .iter()
             .position(|&i| i == w.id)
     });
