@@ -4,7 +4,7 @@
 
 use crate::error::{Result, TensorError};
 use crate::float::Float;
-use crate::matmul::Transpose;
+use crate::matmul::gemm_slices;
 use crate::tensor::{Tensor, len_of};
 
 /// The output size of a sliding window: `(size + 2 pad - kernel) / stride + 1`, or `None` when
@@ -233,17 +233,106 @@ impl<E: Float> Tensor<E> {
         let (o, kh, kw) = (ws[0], ws[2], ws[3]);
         let cols = self.im2col((kh, kw), stride, padding)?;
         let g = Window::new("conv2d", self.shape(), (kh, kw), stride, padding)?;
-        let w2 = weight.reshape(&[o, len_of(&ws[1..])])?;
-        // [o, c kh kw] x [n, c kh kw, ho wo] -> [n, o, ho wo]: already NCHW.
-        let y = w2.matmul_t(Transpose::No, &cols, Transpose::No)?;
-        let mut y = y.reshape(&[g.n, o, g.ho, g.wo])?;
-        if let Some(b) = bias {
-            let plane = g.ho * g.wo;
-            for (k, v) in y.as_mut_slice().iter_mut().enumerate() {
-                *v += b.as_slice()[(k / plane) % o];
+        let (ckk, l) = (g.c * kh * kw, g.ho * g.wo);
+        // [o, c kh kw] x [c kh kw, ho wo] per image, written straight into its NCHW block.
+        let mut y = Tensor::try_zeros(&[g.n, o, g.ho, g.wo])?;
+        let (cs, w) = (cols.as_slice(), weight.as_slice());
+        for (i, out) in y
+            .as_mut_slice()
+            .chunks_exact_mut((o * l).max(1))
+            .enumerate()
+        {
+            let col = &cs[i * ckk * l..(i + 1) * ckk * l];
+            gemm_slices((o, ckk, l), E::ONE, w, (ckk, 1), col, (l, 1), E::ZERO, out);
+            if let Some(b) = bias {
+                for (plane, &bv) in out.chunks_exact_mut(l.max(1)).zip(b.as_slice()) {
+                    plane.iter_mut().for_each(|v| *v += bv);
+                }
             }
         }
         Ok((y, cols))
+    }
+
+    /// The gradients of [`Tensor::conv2d`] from this upstream gradient `[n, out, ho, wo]`, the
+    /// input's shape, the im2col columns of the forward and the weights: `(dx, dw, db)`, each
+    /// computed only where asked for. One product per image for each, the weight gradient
+    /// accumulated in place across images, and col2im for the input's.
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::ShapeMismatch`] when the shapes do not belong to one convolution; the
+    /// errors of [`Tensor::col2im`].
+    #[allow(clippy::type_complexity)]
+    pub fn conv2d_backward(
+        &self,
+        x_shape: &[usize],
+        cols: &Tensor<E>,
+        weight: &Tensor<E>,
+        (stride, padding): ((usize, usize), (usize, usize)),
+        (want_x, want_w, want_b): (bool, bool, bool),
+    ) -> Result<(Option<Tensor<E>>, Option<Tensor<E>>, Option<Tensor<E>>)> {
+        let ws = weight.shape();
+        let bad = || TensorError::ShapeMismatch {
+            op: "conv2d (backward)",
+            lhs: self.shape().to_vec(),
+            rhs: ws.to_vec(),
+        };
+        if ws.len() != 4 {
+            return Err(bad());
+        }
+        let g = Window::new("conv2d", x_shape, (ws[2], ws[3]), stride, padding)?;
+        let (o, ckk, l) = (ws[0], g.c * ws[2] * ws[3], g.ho * g.wo);
+        if self.shape() != [g.n, o, g.ho, g.wo] || cols.shape() != [g.n, ckk, l] {
+            return Err(bad());
+        }
+        let (gs, cs, w) = (self.as_slice(), cols.as_slice(), weight.as_slice());
+        let db = want_b.then(|| {
+            let mut db = vec![E::ZERO; o];
+            for (p, plane) in gs.chunks_exact(l.max(1)).enumerate() {
+                db[p % o] += plane.iter().copied().sum::<E>();
+            }
+            Tensor::from_vec(db, &[o])
+        });
+        let dw = if want_w {
+            let mut dw = Tensor::try_zeros(ws)?;
+            for i in 0..g.n {
+                let (gi, col) = (
+                    &gs[i * o * l..(i + 1) * o * l],
+                    &cs[i * ckk * l..(i + 1) * ckk * l],
+                );
+                let beta = if i == 0 { E::ZERO } else { E::ONE };
+                // [o, l] x [c kh kw, l]^T, accumulated over the images.
+                gemm_slices(
+                    (o, l, ckk),
+                    E::ONE,
+                    gi,
+                    (l, 1),
+                    col,
+                    (1, l),
+                    beta,
+                    dw.as_mut_slice(),
+                );
+            }
+            Some(dw)
+        } else {
+            None
+        };
+        let dx = if want_x {
+            let mut dcols = Tensor::try_zeros(cols.shape())?;
+            for (i, dcol) in dcols
+                .as_mut_slice()
+                .chunks_exact_mut((ckk * l).max(1))
+                .enumerate()
+            {
+                let gi = &gs[i * o * l..(i + 1) * o * l];
+                // [o, c kh kw]^T x [o, l].
+                gemm_slices((ckk, o, l), E::ONE, w, (1, ckk), gi, (l, 1), E::ZERO, dcol);
+            }
+            Some(dcols.col2im(x_shape, (ws[2], ws[3]), stride, padding)?)
+        } else {
+            None
+        };
+        Ok((dx, dw, db.transpose()?))
     }
 
     /// 2-D max pooling of an NCHW input over `kernel` windows moved by `stride` (no padding):

@@ -168,6 +168,56 @@ pub fn gemm_into<E: Float>(
     Ok(())
 }
 
+/// C (`m x n`, row-major in `c`) = alpha op(A) op(B) + beta C for matrices held in slices and
+/// read through strides: the kernel entry for code that walks its own batches (convolution
+/// over images). Splits over threads as every product does.
+///
+/// # Panics
+///
+/// When a slice is too short for the matrix its strides describe (checked before any read).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_slices<E: Float>(
+    (m, k, n): (usize, usize, usize),
+    alpha: E,
+    a: &[E],
+    (rsa, csa): (usize, usize),
+    b: &[E],
+    (rsb, csb): (usize, usize),
+    beta: E,
+    c: &mut [E],
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(c.len() >= m * n, "internal invariant: C holds m x n");
+    if k == 0 {
+        c[..m * n].iter_mut().for_each(|v| *v = beta * *v);
+        return;
+    }
+    let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
+    assert!(
+        last(m, k, rsa, csa) < a.len() && last(k, n, rsb, csb) < b.len(),
+        "internal invariant: the operands hold their matrices"
+    );
+    // SAFETY: the asserts above keep every index the kernel reads inside `a` and `b`, and C's
+    // m x n elements inside `c`, which the borrow keeps apart from `a` and `b`.
+    unsafe {
+        gemm_blocks(
+            (m, k, n),
+            alpha,
+            Block {
+                a: a.as_ptr(),
+                b: b.as_ptr(),
+                c: c.as_mut_ptr(),
+            },
+            (rsa as isize, csa as isize),
+            (rsb as isize, csb as isize),
+            beta,
+            (n as isize, 1),
+        )
+    };
+}
+
 /// `out = alpha * sum over the batch of a_i^T b_i + beta * out` for `a: [..., m, k]` and
 /// `b: [..., m, n]` with the same leading axes, and `out: [k, n]`: the weight gradient of a
 /// product whose weight is shared by a batch (`[b, t, k] x [k, n]`), as one product over all

@@ -3,7 +3,7 @@
 //! are kept for the backward: dW = sum over images of G X_cols^T, dX = col2im(W^T G), db = the
 //! sum of G over images and positions.
 
-use tapegrad_tensor::{Float, Transpose};
+use tapegrad_tensor::Float;
 
 use super::{BackwardCtx, Op};
 use crate::error::Result;
@@ -58,28 +58,21 @@ impl<'t, E: Float> Var<'t, E> {
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, params: &[usize]) -> Result<()> {
     let (stride, padding) = ((params[0], params[1]), (params[2], params[3]));
     let (g, x, w) = (ctx.grad(), ctx.input(0), ctx.input(1));
-    let cols = ctx.saved();
-    let (n, o) = (g.shape()[0], g.shape()[1]);
-    let l = g.shape()[2] * g.shape()[3];
-    let g3 = g.reshape(&[n, o, l])?;
-    if ctx.arity() == 3 && ctx.wants(2) {
-        let db = g3.sum_axis(2, false)?.sum_axis(0, false)?;
+    let want_b = ctx.arity() == 3 && ctx.wants(2);
+    let (dx, dw, db) = g.conv2d_backward(
+        x.shape(),
+        ctx.saved(),
+        w,
+        (stride, padding),
+        (ctx.wants(0), ctx.wants(1), want_b),
+    )?;
+    if let Some(db) = db {
         ctx.accumulate(2, db)?;
     }
-    if ctx.wants(1) {
-        // [n, o, l] x [n, ckk, l]^T -> [n, o, ckk], summed over the images.
-        let dw = g3
-            .matmul_t(Transpose::No, cols, Transpose::Yes)?
-            .sum_axis(0, false)?
-            .reshape(w.shape())?;
+    if let Some(dw) = dw {
         ctx.accumulate(1, dw)?;
     }
-    if ctx.wants(0) {
-        let ws = w.shape();
-        let w2 = w.reshape(&[ws[0], ws[1] * ws[2] * ws[3]])?;
-        // [o, ckk]^T x [n, o, l] -> [n, ckk, l], then back onto the pixels.
-        let dcols = w2.matmul_t(Transpose::Yes, &g3, Transpose::No)?;
-        let dx = dcols.col2im(x.shape(), (ws[2], ws[3]), stride, padding)?;
+    if let Some(dx) = dx {
         ctx.accumulate(0, dx)?;
     }
     Ok(())
