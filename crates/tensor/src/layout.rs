@@ -17,15 +17,24 @@ fn gather<E: Float>(
     op: &'static str,
 ) -> Result<Storage<E>> {
     let n = len_of(shape);
-    let mut out = crate::tensor::try_storage_with_capacity(n, op, shape)?;
-    if n == 0 {
+    if n <= 4 {
+        // Tiny results: element by element (inline storage).
+        let mut out = Storage::new();
+        let strides_out = crate::tensor::contiguous_strides(shape);
+        for flat in 0..n {
+            let at = strides_out
+                .iter()
+                .zip(shape)
+                .zip(strides)
+                .map(|((&so, &d), &s)| (flat / so % d) * s)
+                .sum::<usize>();
+            out.push(src[offset + at]);
+        }
         return Ok(out);
     }
+    // A Vec, whose extend from a trusted-length iterator writes without per-element checks.
+    let mut out: Vec<E> = crate::pool::try_take(n, op, shape)?;
     let rank = shape.len();
-    if rank == 0 {
-        out.push(src[offset]);
-        return Ok(out);
-    }
     let (last, step) = (shape[rank - 1], strides[rank - 1]);
     let mut idx: Shape = smallvec::SmallVec::from_elem(0, rank - 1);
     let mut base = offset;
@@ -39,7 +48,7 @@ fn gather<E: Float>(
         let mut d = rank - 1;
         loop {
             if d == 0 {
-                return Ok(out);
+                return Ok(Storage::from_vec(out));
             }
             d -= 1;
             idx[d] += 1;

@@ -78,6 +78,24 @@ impl<E: Float> Tensor<E> {
     ) -> Result<Tensor<E>> {
         check_axis(op, &self.shape, axis)?;
         let (outer, n, inner) = split_at_axis(&self.shape, axis);
+        if inner == 1 {
+            // The last axis: each output folds one contiguous row.
+            let data = crate::tensor::collect_storage(
+                self.data
+                    .chunks_exact(n.max(1))
+                    .take(if n == 0 { 0 } else { outer })
+                    .map(|row| row.iter().fold(init, |a, &b| f(a, b))),
+            );
+            let data = if n == 0 {
+                crate::tensor::storage_filled(init, outer)
+            } else {
+                data
+            };
+            return Ok(Tensor::from_parts(
+                data,
+                reduced_shape(&self.shape, axis, keepdim),
+            ));
+        }
         let mut data: Storage<E> = crate::tensor::storage_filled(init, outer * inner);
         for o in 0..outer {
             let out = &mut data[o * inner..(o + 1) * inner];

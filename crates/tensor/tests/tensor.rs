@@ -660,6 +660,27 @@ fn layout_ops_against_element_access() {
     assert_eq!(st.shape(), &[2, 3, 4, 2]);
     assert_eq!(st.get(&[1, 2, 3, 1]).unwrap(), 23.0);
     assert!(Tensor::stack(&[&x, &x.t()], 0).is_err());
+    // Tiny results (inline storage) take their own path.
+    let tiny = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[1, 2, 2]).unwrap();
+    assert_eq!(
+        tiny.permute(&[2, 0, 1]).unwrap().to_vec(),
+        vec![1.0, 3.0, 2.0, 4.0]
+    );
+    assert_eq!(
+        tiny.crop(&[(0, 0), (1, 0), (0, 1)]).unwrap().to_vec(),
+        vec![3.0]
+    );
+    // Reductions along the last axis (contiguous rows) and others agree with sums by hand.
+    let r = x.sum_axis(2, false).unwrap();
+    assert_eq!(r.get(&[1, 2]).unwrap(), (20..24).sum::<usize>() as f64);
+    assert_eq!(x.max_axis(2, true).unwrap().get(&[0, 1, 0]).unwrap(), 7.0);
+    assert_eq!(
+        Tensor::<f64>::zeros(&[2, 0])
+            .sum_axis(1, false)
+            .unwrap()
+            .to_vec(),
+        vec![0.0, 0.0]
+    );
     // Empty and zero-size tensors.
     let e = Tensor::<f64>::zeros(&[0, 3]);
     assert_eq!(e.permute(&[1, 0]).unwrap().shape(), &[3, 0]);

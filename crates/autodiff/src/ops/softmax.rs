@@ -38,6 +38,25 @@ pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, axis: usize) -> R
         return Ok(());
     }
     let (g, y) = (ctx.grad(), ctx.output());
+    if axis + 1 == y.rank() {
+        // The last axis: one pass per row for the dot product, one for the result.
+        let n = y.shape()[axis].max(1);
+        let mut dx = y.clone();
+        for (out, grow) in dx
+            .as_mut_slice()
+            .chunks_exact_mut(n)
+            .zip(g.as_slice().chunks_exact(n))
+        {
+            let dot = out
+                .iter()
+                .zip(grow)
+                .fold(E::ZERO, |a, (&yv, &gv)| a + yv * gv);
+            out.iter_mut()
+                .zip(grow)
+                .for_each(|(yv, &gv)| *yv *= gv - dot);
+        }
+        return ctx.accumulate(0, dx);
+    }
     let dot = g.mul(y)?.sum_axis(axis, true)?;
     let dx = y.mul(&g.sub(&dot)?)?;
     ctx.accumulate(0, dx)
