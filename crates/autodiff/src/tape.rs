@@ -586,11 +586,10 @@ fn scalar_backward<E: Float>(
     };
     for (&j, d) in inputs.iter().zip(d) {
         if nodes[j as usize].requires_grad {
+            // Branch-free: -0 + d is exactly d (for d = +-0 too), so the first contribution
+            // and later ones take one path (a branch here alternates and mispredicts).
             let acc = &mut scalars[j as usize];
-            *acc = Some(match *acc {
-                Some(a) => a + d,
-                None => d,
-            });
+            *acc = Some(acc.unwrap_or(-E::ZERO) + d);
         }
     }
     true

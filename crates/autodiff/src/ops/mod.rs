@@ -709,11 +709,9 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
     /// Adds `v` into the gradient of the one-element node `i`.
     #[inline]
     fn add_scalar(&mut self, i: usize, v: E) {
+        // -0 + v is exactly v: one path for the first contribution and later ones.
         let acc = &mut self.scalars[i];
-        *acc = Some(match *acc {
-            Some(a) => a + v,
-            None => v,
-        });
+        *acc = Some(acc.unwrap_or(-E::ZERO) + v);
     }
 
     /// The gradient slot of input `k`, for ops that accumulate in place (matmul, row
