@@ -98,6 +98,30 @@ fn plan<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -> Result<
     if va.cols != vb.rows {
         return Err(mismatch());
     }
+    if va.batch.is_empty() && vb.batch.is_empty() {
+        // Two matrices: the common case, without batch bookkeeping.
+        let fits = va
+            .rows
+            .max(1)
+            .checked_mul(vb.cols.max(1))
+            .is_some_and(|p| p <= isize::MAX as usize);
+        if !fits {
+            return Err(TensorError::TooLarge {
+                op: "matmul",
+                shape: vec![va.rows, vb.cols],
+            });
+        }
+        return Ok(Plan {
+            shape: SmallVec::from_buf_and_len([va.rows, vb.cols, 0, 0], 2),
+            batch: Shape::new(),
+            sa: Shape::new(),
+            sb: Shape::new(),
+            count: 1,
+            m: va.rows,
+            k: va.cols,
+            n: vb.cols,
+        });
+    }
     let batch = if va.batch == vb.batch {
         crate::tensor::shape_of(va.batch)
     } else {
@@ -565,6 +589,25 @@ unsafe fn run_gemm<E: Float>(
     }
     // One weight matrix for a whole batch of A read as stored ([.., m, k] x [k, n]): the batch
     // folds into the rows of one product, with no loop and no per-batch call.
+    if plan.batch.is_empty() {
+        // SAFETY: as below, for the one product.
+        unsafe {
+            gemm_blocks(
+                (m, k, n),
+                alpha,
+                Block {
+                    a: a.as_ptr(),
+                    b: b.as_ptr(),
+                    c,
+                },
+                (va.rs, va.cs),
+                (vb.rs, vb.cs),
+                beta,
+                (n as isize, 1),
+            )
+        };
+        return;
+    }
     let fold = count > 1
         && plan.sb.iter().all(|&s| s == 0)
         && va.batch == plan.batch.as_slice()
@@ -752,7 +795,7 @@ impl<E: Float> Tensor<E> {
     pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
         let plan = plan(self, &va, other, &vb)?;
-        let shape = plan.shape.clone();
+        let shape = crate::tensor::shape_of(&plan.shape);
         let n = crate::tensor::len_of(&shape);
         let data: Storage<E> = if va.cols == 0 || n <= 4 {
             let mut small: Storage<E> =
