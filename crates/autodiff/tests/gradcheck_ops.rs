@@ -515,6 +515,37 @@ fn matmul_of_any_rank_and_linear_over_sequences() {
         let kt = v[1].permute(&[0, 2, 3, 1])?;
         weigh(t, v[0].matmul(kt)?.softmax(3)?)
     });
+    // A transpose of the last two axes fed to matmul is read through strides (one node that
+    // reads the transpose's input): batched, against a rank-2 weight, and through t().
+    let (q, k) = (randn(&[2, 3, 4], 105), randn(&[2, 5, 4], 106));
+    check(
+        "matmul of a transpose",
+        vec![q.clone(), k.clone()],
+        |t, v| weigh(t, v[0].matmul(v[1].transpose(1, 2)?)?),
+    );
+    let w = randn(&[5, 4], 107);
+    check(
+        "matmul of a transposed weight",
+        vec![q.clone(), w.clone()],
+        |t, v| weigh(t, v[0].matmul(v[1].t())?),
+    );
+    check(
+        "matmul of a transposed batch",
+        vec![w, k.clone()],
+        |t, v| weigh(t, v[0].matmul(v[1].transpose(2, 1)?)?),
+    );
+    // The transpose's value is still there for other uses, and mismatches still name the
+    // shapes the user multiplied.
+    let tape = Tape::<f64>::new();
+    let (vq, vk) = (tape.var(q), tape.var(k));
+    let kt = vk.transpose(1, 2).unwrap();
+    let s = vq.matmul(kt).unwrap();
+    assert!(tape.trace().contains("matmul(rhs transposed)"));
+    assert_eq!(s.shape().as_slice(), &[2, 3, 5]);
+    let g = tape.backward(s.sum().add(kt.sum()).unwrap()).unwrap();
+    assert_eq!(g[vk].shape(), &[2, 5, 4]);
+    let err = vq.matmul(vq.transpose(0, 1).unwrap()).unwrap_err();
+    assert!(err.to_string().contains("matmul"), "{err}");
     // linear over a sequence: x [B, T, k] with a shared weight.
     let (x, w, b) = (
         randn(&[3, 4, 5], 102),

@@ -31,7 +31,45 @@ impl<'t, E: Float> Var<'t, E> {
     /// For a rank-0 operand, inner sizes that disagree, batch axes that do not broadcast, or
     /// `other` of another tape.
     pub fn matmul(self, other: Var<'t, E>) -> Result<Self> {
+        if let Some(source) = self.transposed_source(other) {
+            // `other` is a transpose of its input's last two axes: read that input through
+            // strides instead (the backward then needs no transpose back).
+            let fused = self.record_binary(source, "matmul", |a, b| {
+                Ok((
+                    Op::MatMulT,
+                    a.matmul_t(Transpose::No, b, Transpose::Yes)?,
+                    None,
+                ))
+            });
+            if fused.is_ok() {
+                return fused;
+            }
+        }
         self.record_binary(other, "matmul", |a, b| Ok((Op::MatMul, a.matmul(b)?, None)))
+    }
+
+    /// When `other` was recorded by `t()` or `transpose` of the last two axes, and both
+    /// operands are matrices or batches of them: the transposed node's input.
+    fn transposed_source(self, other: Var<'t, E>) -> Option<Var<'t, E>> {
+        if !std::ptr::eq(self.tape(), other.tape()) {
+            return None;
+        }
+        let store = self.tape().store();
+        let node = &store.nodes[other.index()];
+        let rank = store.shape(other.index()).len();
+        let last_two = match node.op {
+            Op::Transpose => rank >= 2,
+            Op::TransposeAxes { a, b } => {
+                let (lo, hi) = (a.min(b) as usize, a.max(b) as usize);
+                rank >= 2 && lo + 2 == rank && hi + 1 == rank
+            }
+            _ => false,
+        };
+        if !last_two || store.shape(self.index()).len() < 2 {
+            return None;
+        }
+        let source = store.inputs(other.index())[0];
+        Some(Var::new(self.tape(), source))
     }
 }
 
@@ -83,6 +121,14 @@ pub(super) fn accumulate_product<E: Float>(
         full.sum_to(target)?
     };
     ctx.accumulate(k, reduced)
+}
+
+/// The backward of `A op(B)^T` recorded on B itself (see [`Var::matmul`]): dA = G B, and
+/// dB = (A^T G)^T = G^T A.
+pub(super) fn backward_transposed<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {
+    let (g, a, b) = (ctx.grad(), ctx.input(0), ctx.input(1));
+    accumulate_product(ctx, 0, g, Transpose::No, b, Transpose::No)?;
+    accumulate_product(ctx, 1, g, Transpose::Yes, a, Transpose::No)
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {

@@ -137,6 +137,8 @@ pub(crate) enum Op<E: Float> {
     LeakyRelu(E),
     Elu(E),
     MatMul,
+    /// `A B^T` recorded on B (a `matmul` given a transpose of the last two axes).
+    MatMulT,
     /// `x W + b` in one node.
     Linear,
     Transpose,
@@ -293,6 +295,7 @@ impl<E: Float> Op<E> {
             Op::LeakyRelu(_) => "leaky_relu",
             Op::Elu(_) => "elu",
             Op::MatMul => "matmul",
+            Op::MatMulT => "matmul",
             Op::Linear => "linear",
             Op::Transpose => "t",
             Op::Permute { .. } => "permute",
@@ -361,6 +364,7 @@ impl<E: Float> Op<E> {
             Op::LayerNorm { eps } => format!("eps={eps}"),
             Op::SelectRows { len, .. } => format!("{len} rows"),
             Op::TransposeAxes { a, b } => format!("{a}, {b}"),
+            Op::MatMulT => "rhs transposed".to_string(),
             Op::IndexSelect { axis, len, .. } => format!("axis={axis}, {len} entries"),
             Op::SoftmaxCrossEntropy { len, .. } => format!("{len} labels"),
             _ => String::new(),
@@ -406,6 +410,7 @@ impl<E: Float> Op<E> {
             Op::LeakyRelu(p) => leaky_relu::backward(ctx, *p),
             Op::Elu(p) => elu::backward(ctx, *p),
             Op::MatMul => matmul::backward(ctx),
+            Op::MatMulT => matmul::backward_transposed(ctx),
             Op::Linear => linear::backward(ctx),
             Op::Transpose => transpose::backward(ctx),
             Op::Permute { start, len } => {
@@ -533,6 +538,7 @@ impl<E: Float> Op<E> {
             | Op::Constant
             | Op::Detach
             | Op::MatMul
+            | Op::MatMulT
             | Op::Linear
             | Op::Transpose
             | Op::Permute { .. }
