@@ -44,22 +44,26 @@ fn gather<E: Float>(
         } else {
             out.extend((0..last).map(|j| src[base + j * step]));
         }
-        // The odometer over the leading axes, moving `base` along.
-        let mut d = rank - 1;
-        loop {
-            if d == 0 {
-                return Ok(Storage::from_vec(out));
-            }
-            d -= 1;
-            idx[d] += 1;
-            base += strides[d];
-            if idx[d] < shape[d] {
-                break;
-            }
-            base -= strides[d] * shape[d];
-            idx[d] = 0;
+        if !advance(&mut idx, shape, strides, &mut base) {
+            return Ok(Storage::from_vec(out));
         }
     }
+}
+
+/// One step of an odometer over the leading axes `shape[..idx.len()]` (the last varies
+/// fastest), moving `base` by those axes' `strides`; false once every index has come round.
+#[inline]
+fn advance(idx: &mut [usize], shape: &[usize], strides: &[usize], base: &mut usize) -> bool {
+    for d in (0..idx.len()).rev() {
+        idx[d] += 1;
+        *base += strides[d];
+        if idx[d] < shape[d] {
+            return true;
+        }
+        *base -= strides[d] * shape[d];
+        idx[d] = 0;
+    }
+    false
 }
 
 /// Writes `src` (row-major over `shape`) into `dst` at `offset + sum idx[d] * strides[d]`: the
@@ -78,17 +82,7 @@ fn scatter<E: Float>(dst: &mut [E], shape: &[usize], strides: &[usize], offset: 
     let mut base = offset;
     for row in src.chunks_exact(last.max(1)) {
         dst[base..base + last].copy_from_slice(row);
-        let mut d = rank - 1;
-        while d > 0 {
-            d -= 1;
-            idx[d] += 1;
-            base += strides[d];
-            if idx[d] < shape[d] {
-                break;
-            }
-            base -= strides[d] * shape[d];
-            idx[d] = 0;
-        }
+        advance(&mut idx, shape, strides, &mut base);
     }
 }
 
