@@ -219,12 +219,28 @@ impl<E: Float> Tensor<E> {
                 rhs: t.shape().to_vec(),
             });
         }
-        let parts: Vec<Tensor<E>> = tensors
-            .iter()
-            .map(|t| t.unsqueeze(axis))
-            .collect::<Result<_>>()?;
-        let refs: Vec<&Tensor<E>> = parts.iter().collect();
-        Tensor::concat(&refs, axis)
+        if axis > first.rank() {
+            return Err(TensorError::Axis {
+                op: "stack",
+                axis,
+                shape: first.shape().to_vec(),
+            });
+        }
+        // One copy: for each position before `axis`, each tensor's block after it in turn.
+        let (outer, inner) = (
+            len_of(&first.shape()[..axis]),
+            len_of(&first.shape()[axis..]),
+        );
+        let mut shape = shape_of(first.shape());
+        shape.insert(axis, tensors.len());
+        let n = crate::tensor::checked_numel("stack", &shape)?;
+        let mut data = crate::tensor::try_storage_with_capacity(n, "stack", &shape)?;
+        for o in 0..outer {
+            for t in tensors {
+                data.extend_from_slice(&t.as_slice()[o * inner..(o + 1) * inner]);
+            }
+        }
+        Ok(Tensor::from_parts(data, shape))
     }
 
     /// Padded with `value`: `pads[d] = (before, after)` elements added on each side of axis

@@ -282,32 +282,17 @@ pub fn gemm_tn_batch_sum_into<E: Float>(
     }
     let (k, n) = (a.shape()[ra - 1], b.shape()[rb - 1]);
     let rows = crate::tensor::len_of(&a.shape()[..ra - 1]);
-    if k == 0 || n == 0 {
-        return Ok(());
-    }
-    let c = out.as_mut_slice();
-    if rows == 0 {
-        c.iter_mut().for_each(|v| *v = beta * *v);
-        return Ok(());
-    }
-    // SAFETY: A read as [rows, k] transposed (k x rows, strides 1 and k) and B as [rows, n]
-    // (strides n and 1) lie inside their buffers, whose lengths are rows k and rows n; C is
-    // the separate, initialized k x n output.
-    unsafe {
-        gemm_blocks(
-            (k, rows, n),
-            alpha,
-            Block {
-                a: a.as_slice().as_ptr(),
-                b: b.as_slice().as_ptr(),
-                c: c.as_mut_ptr(),
-            },
-            (1, k as isize),
-            (n as isize, 1),
-            beta,
-            (n as isize, 1),
-        )
-    };
+    // A read as [rows, k] transposed (k x rows, strides 1 and k), B as [rows, n].
+    gemm_slices(
+        (k, rows, n),
+        alpha,
+        a.as_slice(),
+        (1, k),
+        b.as_slice(),
+        (n, 1),
+        beta,
+        out.as_mut_slice(),
+    );
     Ok(())
 }
 

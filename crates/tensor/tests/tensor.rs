@@ -660,6 +660,16 @@ fn layout_ops_against_element_access() {
     assert_eq!(st.shape(), &[2, 3, 4, 2]);
     assert_eq!(st.get(&[1, 2, 3, 1]).unwrap(), 23.0);
     assert!(Tensor::stack(&[&x, &x.t()], 0).is_err());
+    assert!(Tensor::stack(&[&x, &x], 4).is_err());
+    let s0 = Tensor::stack(&[&Tensor::scalar(1.0), &Tensor::scalar(2.0)], 0).unwrap();
+    assert_eq!((s0.shape(), s0.to_vec()), (&[2][..], vec![1.0, 2.0]));
+    assert_eq!(
+        Tensor::stack(&[&x, &x], 0)
+            .unwrap()
+            .get(&[1, 1, 2, 3])
+            .unwrap(),
+        23.0
+    );
     // Tiny results (inline storage) take their own path.
     let tiny = Tensor::<f64>::from_vec(vec![1.0, 2.0, 3.0, 4.0], &[1, 2, 2]).unwrap();
     assert_eq!(
