@@ -197,15 +197,13 @@ impl MlpTapegrad {
                 .softmax_cross_entropy(&self.labels)
                 .expect("labels fit")
         };
-        let grads = tape.backward(loss).expect("scalar loss");
+        let value = loss.item().expect("scalar");
+        let grads = bound.backward(loss).expect("scalar loss");
+        self.tape.clear();
         self.optimizer
-            .step(
-                &mut self.net.params,
-                |id| bound.var(id).map(|v| &grads[v]),
-                self.lr,
-            )
+            .step(&mut self.net.params, &grads, f64::from(self.lr))
             .expect("shapes fit");
-        loss.item().expect("scalar")
+        value
     }
 }
 
@@ -385,15 +383,13 @@ impl LogregTapegrad {
             .logits
             .binary_cross_entropy_with_logits(tape.constant_shared(Arc::clone(&self.y)))
             .expect("shapes");
-        let grads = tape.backward(loss).expect("scalar loss");
+        let value = loss.item().expect("scalar");
+        let grads = bound.backward(loss).expect("scalar loss");
+        self.tape.clear();
         self.optimizer
-            .step(
-                &mut self.net.params,
-                |id| bound.var(id).map(|v| &grads[v]),
-                0.1,
-            )
+            .step(&mut self.net.params, &grads, 0.1)
             .expect("fit");
-        loss.item().expect("scalar")
+        value
     }
 }
 

@@ -7,7 +7,9 @@
 
 mod common;
 
-use tapegrad::nn::{self, Activation, Dataset, Network, OptimizerKind, Standardizer, TrainConfig};
+use tapegrad::nn::{
+    self, Activation, Dataset, Model, Network, OptimizerKind, Standardizer, TrainConfig,
+};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 
 fn main() -> common::Res {

@@ -12,7 +12,7 @@
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use tapegrad::nn::{self, Dataset, Network, OptimizerKind, TrainConfig};
+use tapegrad::nn::{self, Dataset, Model, Network, OptimizerKind, TrainConfig};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 
 fn arg(name: &str) -> Option<String> {

@@ -53,7 +53,7 @@ fn main() -> Result<(), tapegrad::Error> {
     let x = tape
         .constant(Tensor::rand_uniform(&[10, 3], -1.0, 1.0, &mut rng))
         .named("x");
-    let out = net.forward(&tape, x)?;
+    let out = net.forward_bound(&net.bind(&tape), x)?.output()?;
     println!("{}", tape.trace());
     println!("output shape {:?}", out.shape().as_slice());
     Ok(())

@@ -41,14 +41,12 @@ fn one_hidden_layer(width: usize, rng: &mut StdRng) -> common::Res<Network<f32>>
     let h = net.layer_with("h1", &[net.input()], width, Activation::Sigmoid, steep, rng)?;
     let y = net.neuron_with("out", &[h], Activation::Identity, Init::XavierUniform, rng)?;
     net.set_output(y)?;
-    let w = net.params.find("h1.weight").expect("named weight");
-    let b = net.params.find("h1.bias").expect("named bias");
-    let slopes = net.params[w].to_vec();
-    let bias = &mut net.params.get_mut(b).expect("bias").value;
-    for (j, v) in bias.as_mut_slice().iter_mut().enumerate() {
+    let slopes = net.param("h1.weight").expect("named weight").to_vec();
+    let bias = Tensor::from_fn(&[width], |j| {
         let centre = -PI + 2.0 * PI * (j as f64 + 0.5) / width as f64;
-        *v = -slopes[j] * centre as f32;
-    }
+        -slopes[j] * centre as f32
+    });
+    net.set_param("h1.bias", bias)?;
     Ok(net)
 }
 
@@ -176,7 +174,7 @@ fn draw_terms(path: &std::path::Path, net: &Network<f32>, width: usize, xs: &[f6
                     .map(|&v| v as f64)
                     .collect(),
             ),
-            NodeKind::Input => unreachable!("not the input"),
+            _ => unreachable!("a layer or neuron"),
         }
     };
     let (w, b) = param("h1");

@@ -11,7 +11,7 @@ mod common;
 use std::time::Instant;
 
 use tapegrad::nn::boundary::{bounds, decision_grid};
-use tapegrad::nn::{self, Dataset, Network, OptimizerKind, Standardizer, TrainConfig};
+use tapegrad::nn::{self, Dataset, Model, Network, OptimizerKind, Standardizer, TrainConfig};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 
 const SEED: u64 = 0;

@@ -8,7 +8,7 @@
 
 mod common;
 
-use tapegrad::nn::{self, Activation, Dataset, Init, Network, NodeKind, TrainConfig};
+use tapegrad::nn::{self, Activation, Dataset, Init, Model, Network, NodeKind, TrainConfig};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 
 const HIDDEN: usize = 8;
@@ -32,7 +32,7 @@ pub fn unit_spread(net: &Network<f32>) -> f32 {
                 v.extend(net.params[bias].as_slice());
                 v
             }
-            NodeKind::Input => unreachable!(),
+            _ => unreachable!("a layer or neuron"),
         }
     };
     let hidden = params("h1"); // [2, HIDDEN] row-major, then HIDDEN biases

@@ -26,6 +26,9 @@ pub enum Error {
 /// The names most programs need: `use tapegrad::prelude::*;`.
 pub mod prelude {
     pub use tapegrad_autodiff::{Gradients, Tape, Var, gradcheck};
-    pub use tapegrad_nn::{Activation, Dataset, Init, Loss, Network, OptimizerKind, TrainConfig};
+    pub use tapegrad_nn::{
+        Activation, Dataset, Init, Loss, Model, Network, Optimizer, OptimizerKind, Outputs,
+        ParamStore, TrainConfig,
+    };
     pub use tapegrad_tensor::{Float, Tensor, Transpose};
 }

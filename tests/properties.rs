@@ -289,7 +289,7 @@ proptest! {
         // The intact file still loads exactly.
         load_bytes(&mut target, &good, tag).unwrap();
         for ((_, a), (_, b)) in net.params.iter().zip(target.params.iter()) {
-            prop_assert_eq!(&a.value, &b.value);
+            prop_assert_eq!(a.value(), b.value());
         }
     }
 }

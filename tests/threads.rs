@@ -105,7 +105,7 @@ fn train_big() -> Vec<f32> {
     nn::train(&mut net, &data, &config, &mut StdRng::seed_from_u64(1)).unwrap();
     net.params
         .iter()
-        .flat_map(|(_, p)| p.value.to_vec())
+        .flat_map(|(_, p)| p.value().to_vec())
         .collect()
 }
 

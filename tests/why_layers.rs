@@ -88,7 +88,7 @@ fn zero_initialized_hidden_units_stay_identical_to_the_last_bit() {
             NodeKind::Layer { weight, bias, .. } | NodeKind::Neuron { weight, bias, .. } => {
                 (net.params[weight].to_vec(), net.params[bias].to_vec())
             }
-            NodeKind::Input => unreachable!(),
+            _ => unreachable!("a layer or neuron"),
         };
         let ((w, b), (v, _)) = (get("h1"), get("out"));
         (0..6)

@@ -73,6 +73,37 @@ impl<'t, E: Float> Gradients<'t, E> {
         Ok(self.tensor(i))
     }
 
+    /// Moves the gradient of `var` out without copying it: `None` when no path from the loss
+    /// reaches `var` (or when it was taken before). This is how a training step keeps its
+    /// parameters' gradients after the tape is cleared.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.var(Tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// let unused = tape.var(Tensor::zeros(&[3]));
+    /// let mut grads = tape.backward((w * w).sum())?;
+    /// assert_eq!(grads.take(w)?.map(|g| g.to_vec()), Some(vec![2.0, 4.0]));
+    /// assert!(grads.take(w)?.is_none()); // taken already
+    /// assert!(grads.take(unused)?.is_none()); // the loss does not depend on it
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Gradients::get`].
+    pub fn take(&mut self, var: Var<'_, E>) -> Result<Option<Tensor<E>>> {
+        let i = self.check(var, "gradients take")?;
+        let slot = self.tape.store().nodes[i].slot as usize;
+        // A one-element node's gradient is a number (and, for a leaf, also a tensor slot).
+        let scalar = self.scalars.get_mut(i).and_then(Option::take);
+        if let Some(t) = self.tensors.get_mut(slot).and_then(Option::take) {
+            return Ok(Some(t));
+        }
+        Ok(scalar.map(|g| Tensor::full(self.tape.store().shape(i), g)))
+    }
+
     /// The gradient tensor of node `i` (< `self.nodes`), zeros when none arrived.
     fn tensor(&self, i: usize) -> &Tensor<E> {
         let slot = self.tape.store().nodes[i].slot as usize;

@@ -4,7 +4,7 @@
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{Result, data};
-use crate::network::Network;
+use crate::model::Model;
 
 /// A network's output on a regular grid: `values[j * nx + i]` is the output at
 /// `(xs[i], ys[j])`: for one output the probability of class 1, for k outputs the predicted
@@ -47,27 +47,24 @@ pub fn bounds<E: Float>(points: &Tensor<E>, margin: f64) -> Result<((f64, f64), 
     ))
 }
 
-/// Evaluates a two-input network on an `nx x ny` grid over `x_range x y_range` (one batched
-/// prediction, no tape).
+/// Evaluates a two-input model on an `nx x ny` grid over `x_range x y_range` (batched
+/// predictions without gradients).
 ///
 /// # Errors
 ///
 /// [`crate::NnError::Data`] when the network does not take two inputs or a count is below 2;
 /// [`tapegrad_tensor::TensorError::TooLarge`] or [`tapegrad_tensor::TensorError::Alloc`] for a
 /// grid too large to hold.
-pub fn decision_grid<E: Float>(
-    net: &Network<E>,
+pub fn decision_grid<E: Float, M: Model<E> + ?Sized>(
+    net: &M,
     x_range: (f64, f64),
     y_range: (f64, f64),
     (nx, ny): (usize, usize),
 ) -> Result<Grid> {
-    if net.input_width() != 2 {
+    if let Err(e) = net.predict(&Tensor::zeros(&[1, 2])) {
         return Err(data(
             "decision_grid",
-            format!(
-                "needs a network with 2 inputs, this one takes {}",
-                net.input_width()
-            ),
+            format!("needs a model of 2 inputs, this one refuses them: {e}"),
         ));
     }
     if nx < 2 || ny < 2 {

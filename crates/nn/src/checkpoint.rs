@@ -15,7 +15,7 @@ use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{NnError, Result};
-use crate::network::Network;
+use crate::model::Model;
 use crate::optim::{MAX_STEPS, Optimizer, OptimizerKind, ParamState};
 use crate::params::ParamId;
 use crate::train::TrainState;
@@ -56,7 +56,7 @@ fn from_view<E: Float>(view: &TensorView<'_>) -> Result<Tensor<E>, String> {
             .chunks_exact(8)
             .map(|c| E::from_f64(f64::from_le_bytes(c.try_into().expect("8 bytes"))))
             .collect(),
-        other => return Err(format!("dtype {other:?}, the network holds {}", E::DTYPE)),
+        other => return Err(format!("dtype {other:?}, the model holds {}", E::DTYPE)),
     };
     Tensor::from_vec(values, view.shape()).map_err(|e| e.to_string())
 }
@@ -221,14 +221,14 @@ fn checkpoint_error(path: &Path, reason: String) -> NnError {
     }
 }
 
-fn param_tensors<E: Float>(net: &Network<E>) -> Vec<(String, Vec<u8>, Vec<usize>)> {
-    net.params
+fn param_tensors<E: Float, M: Model<E> + ?Sized>(net: &M) -> Vec<(String, Vec<u8>, Vec<usize>)> {
+    net.params()
         .iter()
         .map(|(_, p)| {
             (
-                p.name.to_string(),
-                to_bytes(&p.value),
-                p.value.shape().to_vec(),
+                p.name().to_string(),
+                to_bytes(p.value()),
+                p.value().shape().to_vec(),
             )
         })
         .collect()
@@ -239,7 +239,7 @@ fn param_tensors<E: Float>(net: &Network<E>) -> Vec<(String, Vec<u8>, Vec<usize>
 /// # Errors
 ///
 /// [`NnError::Io`] when the file cannot be written; the previous file is then left intact.
-pub fn save_params<E: Float>(path: impl AsRef<Path>, net: &Network<E>) -> Result<()> {
+pub fn save_params<E: Float, M: Model<E> + ?Sized>(path: impl AsRef<Path>, net: &M) -> Result<()> {
     let path = path.as_ref();
     let bytes = serialize::<E>(param_tensors(net), HashMap::new(), path)?;
     write_atomic(path, &bytes)
@@ -250,30 +250,30 @@ pub fn save_params<E: Float>(path: impl AsRef<Path>, net: &Network<E>) -> Result
 /// # Errors
 ///
 /// As [`save_params`].
-pub fn save_checkpoint<E: Float>(
+pub fn save_checkpoint<E: Float, M: Model<E> + ?Sized>(
     path: impl AsRef<Path>,
-    net: &Network<E>,
+    net: &M,
     state: &TrainState<E>,
 ) -> Result<()> {
     let path = path.as_ref();
     let mut tensors = param_tensors(net);
     let mut meta = HashMap::new();
-    for (id, p) in net.params.iter() {
+    for (id, p) in net.params().iter() {
         let Some(st) = state.optimizer.state(id) else {
             continue;
         };
-        meta.insert(format!("{STEP}{}", p.name), st.step.to_string());
+        meta.insert(format!("{STEP}{}", p.name()), st.step.to_string());
         let (first, second) = (&st.first, &st.second);
         if let Some(t) = first {
             tensors.push((
-                format!("{FIRST}{}", p.name),
+                format!("{FIRST}{}", p.name()),
                 to_bytes(t),
                 t.shape().to_vec(),
             ));
         }
         if let Some(t) = second {
             tensors.push((
-                format!("{SECOND}{}", p.name),
+                format!("{SECOND}{}", p.name()),
                 to_bytes(t),
                 t.shape().to_vec(),
             ));
@@ -319,25 +319,25 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 
 /// Checks every parameter of `net` against the file and returns the new values by id; lists
 /// every mismatch (missing, extra, wrong shape, wrong dtype) in one error.
-fn matched_params<E: Float>(
+fn matched_params<E: Float, M: Model<E> + ?Sized>(
     file: &SafeTensors<'_>,
-    net: &Network<E>,
+    net: &M,
     path: &Path,
 ) -> Result<Vec<(ParamId, Tensor<E>)>> {
     let mut problems = Vec::new();
     let mut values = Vec::new();
-    for (id, p) in net.params.iter() {
-        match file.tensor(&p.name) {
-            Err(_) => problems.push(format!("missing parameter {}", p.name)),
-            Ok(view) if view.shape() != p.value.shape() => problems.push(format!(
-                "parameter {} has shape {:?} in the file, the network needs {:?}",
-                p.name,
+    for (id, p) in net.params().iter() {
+        match file.tensor(p.name()) {
+            Err(_) => problems.push(format!("missing parameter {}", p.name())),
+            Ok(view) if view.shape() != p.value().shape() => problems.push(format!(
+                "parameter {} has shape {:?} in the file, the model needs {:?}",
+                p.name(),
                 view.shape(),
-                p.value.shape()
+                p.value().shape()
             )),
             Ok(view) => match from_view::<E>(&view) {
                 Ok(t) => values.push((id, t)),
-                Err(e) => problems.push(format!("parameter {}: {e}", p.name)),
+                Err(e) => problems.push(format!("parameter {}: {e}", p.name())),
             },
         }
     }
@@ -347,11 +347,11 @@ fn matched_params<E: Float>(
             .strip_prefix(FIRST)
             .or_else(|| name.strip_prefix(SECOND))
             .unwrap_or(name);
-        if net.params.find(param).is_none() {
+        if net.params().find(param).is_none() {
             let what = if param == name {
-                "not a parameter of this network"
+                "not a parameter of this model"
             } else {
-                "optimizer state of no parameter of this network"
+                "optimizer state of no parameter of this model"
             };
             problems.push(format!("unexpected tensor {name} ({what})"));
         }
@@ -376,15 +376,17 @@ fn parse_file<'a>(bytes: &'a [u8], path: &Path) -> Result<SafeTensors<'a>> {
 ///
 /// [`NnError::Io`] when the file cannot be read; [`NnError::Checkpoint`] naming the file and
 /// every mismatch, or what is wrong with a truncated or corrupted file.
-pub fn load_params<E: Float>(path: impl AsRef<Path>, net: &mut Network<E>) -> Result<()> {
+pub fn load_params<E: Float, M: Model<E> + ?Sized>(
+    path: impl AsRef<Path>,
+    net: &mut M,
+) -> Result<()> {
     let path = path.as_ref();
     let bytes = read(path)?;
     let file = parse_file(&bytes, path)?;
     for (id, t) in matched_params(&file, net, path)? {
-        net.params
-            .get_mut(id)
-            .expect("matched ids come from this network")
-            .value = t;
+        net.params_mut()
+            .set(id, t)
+            .expect("matched ids and shapes come from this model");
     }
     Ok(())
 }
@@ -396,9 +398,9 @@ pub fn load_params<E: Float>(path: impl AsRef<Path>, net: &mut Network<E>) -> Re
 ///
 /// As [`load_params`], and [`NnError::Checkpoint`] when the training state is missing or
 /// malformed.
-pub fn load_checkpoint<E: Float>(
+pub fn load_checkpoint<E: Float, M: Model<E> + ?Sized>(
     path: impl AsRef<Path>,
-    net: &mut Network<E>,
+    net: &mut M,
 ) -> Result<TrainState<E>> {
     let path = path.as_ref();
     let bytes = read(path)?;
@@ -457,26 +459,26 @@ pub fn load_checkpoint<E: Float>(
     };
     optimizer.steps = step_count("optimizer.steps", get("optimizer.steps")?)?;
     let (wants_first, wants_second) = kind.keeps();
-    for (id, p) in net.params.iter() {
+    for (id, p) in net.params().iter() {
         let load = |prefix: &str| -> Result<Option<Tensor<E>>> {
-            match file.tensor(&format!("{prefix}{}", p.name)) {
+            match file.tensor(&format!("{prefix}{}", p.name())) {
                 Err(_) => Ok(None),
-                Ok(view) if view.shape() != p.value.shape() => Err(checkpoint_error(
+                Ok(view) if view.shape() != p.value().shape() => Err(checkpoint_error(
                     path,
                     format!(
                         "tensor {prefix}{} has shape {:?}, the parameter {:?}",
-                        p.name,
+                        p.name(),
                         view.shape(),
-                        p.value.shape()
+                        p.value().shape()
                     ),
                 )),
-                Ok(view) => from_view::<E>(&view)
-                    .map(Some)
-                    .map_err(|e| checkpoint_error(path, format!("tensor {prefix}{}: {e}", p.name))),
+                Ok(view) => from_view::<E>(&view).map(Some).map_err(|e| {
+                    checkpoint_error(path, format!("tensor {prefix}{}: {e}", p.name()))
+                }),
             }
         };
         let (first, second) = (load(FIRST)?, load(SECOND)?);
-        let step_key = format!("{STEP}{}", p.name);
+        let step_key = format!("{STEP}{}", p.name());
         let step = match meta.get(&step_key) {
             Some(v) => step_count(&step_key, v)?,
             // A file without per-parameter counts: every parameter with state took every step.
@@ -492,7 +494,7 @@ pub fn load_checkpoint<E: Float>(
                     path,
                     format!(
                         "tensor {prefix}{} is optimizer state of a parameter that took no step",
-                        p.name
+                        p.name()
                     ),
                 ));
             }
@@ -507,7 +509,7 @@ pub fn load_checkpoint<E: Float>(
                     path,
                     format!(
                         "tensor {prefix}{} is missing: {} keeps it for every parameter that took a step",
-                        p.name,
+                        p.name(),
                         kind.name()
                     ),
                 ));
@@ -517,7 +519,7 @@ pub fn load_checkpoint<E: Float>(
                     path,
                     format!(
                         "tensor {prefix}{} is not state {} keeps",
-                        p.name,
+                        p.name(),
                         kind.name()
                     ),
                 ));
@@ -525,7 +527,7 @@ pub fn load_checkpoint<E: Float>(
         }
         optimizer
             .set_state(
-                &net.params,
+                net.params(),
                 id,
                 Some(ParamState {
                     step,
@@ -541,10 +543,9 @@ pub fn load_checkpoint<E: Float>(
         shuffle_seed: parse(path, "shuffle_seed", get("shuffle_seed")?)?,
     };
     for (id, t) in params {
-        net.params
-            .get_mut(id)
-            .expect("matched ids come from this network")
-            .value = t;
+        net.params_mut()
+            .set(id, t)
+            .expect("matched ids and shapes come from this model");
     }
     Ok(state)
 }

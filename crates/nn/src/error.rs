@@ -41,6 +41,17 @@ pub enum NnError {
         /// What is wrong.
         reason: String,
     },
+    /// A parameter that cannot be used as asked: a value of the wrong shape, a name no
+    /// parameter has, or an in-place update while a tape still shares the parameter.
+    #[error("parameter {name} in {op}: {reason}")]
+    Param {
+        /// What was being done.
+        op: &'static str,
+        /// The parameter's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// A malformed CSV file: names the file, the 1-based line and column.
     #[error("{file}:{line}:{column}: {reason}")]
     Csv {
@@ -103,6 +114,18 @@ pub(crate) fn config(setting: &'static str, reason: impl Into<String>) -> NnErro
 pub(crate) fn data(op: &'static str, reason: impl Into<String>) -> NnError {
     NnError::Data {
         op,
+        reason: reason.into(),
+    }
+}
+
+pub(crate) fn param(
+    op: &'static str,
+    name: impl Into<String>,
+    reason: impl Into<String>,
+) -> NnError {
+    NnError::Param {
+        op,
+        name: name.into(),
         reason: reason.into(),
     }
 }

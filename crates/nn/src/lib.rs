@@ -7,7 +7,7 @@
 //!
 //! ```
 //! use rand::{SeedableRng, rngs::StdRng};
-//! use tapegrad_nn::{Network, TrainConfig, data, train};
+//! use tapegrad_nn::{Model, Network, TrainConfig, data, train};
 //!
 //! let mut rng = StdRng::seed_from_u64(0);
 //! let xor = data::xor::<f32, _>(400, 0.1, &mut rng);
@@ -30,6 +30,7 @@ mod error;
 mod init;
 mod loss;
 mod metrics;
+mod model;
 mod network;
 mod optim;
 mod params;
@@ -39,9 +40,10 @@ pub use activation::Activation;
 pub use data::{Dataset, Standardizer, Targets};
 pub use error::{NnError, Result};
 pub use init::Init;
-pub use loss::Loss;
+pub use loss::{CustomLoss, Loss, LossFn};
 pub use metrics::{ConfusionMatrix, accuracy};
-pub use network::{Bound, Network, Node, NodeId, NodeKind, Outputs};
+pub use model::{EVAL_BATCH, Model, Outputs};
+pub use network::{CustomNode, Network, Node, NodeId, NodeKind};
 pub use optim::{MAX_STEPS, Optimizer, OptimizerKind, ParamState};
-pub use params::{Param, ParamId, ParamStore};
+pub use params::{Bound, Param, ParamGrads, ParamId, ParamStore};
 pub use train::{EpochStats, TrainConfig, TrainReport, TrainState, train, train_from, train_with};

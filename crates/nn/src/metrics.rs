@@ -2,29 +2,9 @@
 
 use std::fmt;
 
-use tapegrad_autodiff::Tape;
-use tapegrad_tensor::{Float, Tensor};
+use tapegrad_tensor::Float;
 
-use crate::data::Dataset;
 use crate::error::{Result, data};
-use crate::loss::Loss;
-use crate::network::Network;
-
-/// The predicted class of each row of a `[batch, k]` output: above 0.5 when `k == 1`, else the
-/// argmax.
-pub(crate) fn classes_of<E: Float>(p: &Tensor<E>) -> Result<Vec<usize>> {
-    if p.rank() != 2 || p.shape()[1] == 0 {
-        return Err(data(
-            "classes",
-            format!("expected outputs [batch, k > 0], got {:?}", p.shape()),
-        ));
-    }
-    let half = E::from_f64(0.5);
-    Ok(p.as_slice()
-        .chunks_exact(p.shape()[1])
-        .map(|row| class_of_row(row, half))
-        .collect())
-}
 
 /// The predicted class of one output row: above `threshold` for a single output (0.5 for a
 /// probability, 0 for a logit), the first maximum otherwise.
@@ -135,58 +115,5 @@ impl fmt::Display for ConfusionMatrix {
             }
         }
         Ok(())
-    }
-}
-
-impl<E: Float> Network<E> {
-    /// Classification accuracy on a dataset.
-    ///
-    /// # Errors
-    ///
-    /// When the dataset has no class labels or does not fit the network.
-    pub fn accuracy(&self, data: &Dataset<E>) -> Result<f64> {
-        let labels = data.labels().ok_or_else(|| {
-            crate::error::data(
-                "accuracy",
-                "the dataset has regression targets, not classes",
-            )
-        })?;
-        crate::train::check_data(self, data, "accuracy")?;
-        Ok(accuracy(&self.predict_classes(&data.x)?, labels))
-    }
-
-    /// The confusion matrix on a dataset.
-    ///
-    /// # Errors
-    ///
-    /// As [`Network::accuracy`].
-    pub fn confusion_matrix(&self, data: &Dataset<E>) -> Result<ConfusionMatrix> {
-        let labels = data.labels().ok_or_else(|| {
-            crate::error::data("confusion_matrix", "the dataset has regression targets")
-        })?;
-        crate::train::check_data(self, data, "confusion_matrix")?;
-        // The classes the network predicts (the labels were checked to lie below them), not the
-        // dataset's `num_classes`, which a dataset built by hand can set to anything.
-        let width = self.output_width()?;
-        let k = if width == 1 { 2 } else { width };
-        ConfusionMatrix::new(&self.predict_classes(&data.x)?, labels, k)
-    }
-
-    /// The mean loss on a whole dataset (with [`Loss::Auto`] chosen from the output and targets).
-    ///
-    /// # Errors
-    ///
-    /// When the dataset does not fit the network or the loss.
-    pub fn loss(&self, data: &Dataset<E>, loss: Loss) -> Result<f64> {
-        crate::train::check_data(self, data, "loss")?;
-        let tape = Tape::<E>::new();
-        let x = tape.constant(data.x.clone());
-        let out = tape.no_grad(|| {
-            let bound = self.bind(&tape);
-            self.forward_bound(&bound, x)
-        })?;
-        let all: Vec<usize> = (0..data.len()).collect();
-        let l = loss.resolve(self, data)?.on_batch(&tape, out, data, &all)?;
-        Ok(l.item()?.to_f64())
     }
 }

@@ -3,8 +3,8 @@
 use slotmap::SecondaryMap;
 use tapegrad_tensor::{Float, Tensor};
 
-use crate::error::{Result, config, data};
-use crate::params::{ParamId, ParamKey, ParamStore};
+use crate::error::{Result, config, data, param};
+use crate::params::{ParamGrads, ParamId, ParamKey, ParamStore};
 
 /// Which optimizer, with its settings (the learning rate is given per step).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -175,13 +175,14 @@ pub const MAX_STEPS: u64 = 1 << 53;
 /// decoder's): their ids differ, so their states never mix.
 ///
 /// ```
-/// use tapegrad_nn::{Optimizer, OptimizerKind, ParamStore};
+/// use tapegrad_nn::{Optimizer, OptimizerKind, ParamGrads, ParamStore};
 /// use tapegrad_tensor::Tensor;
 /// let mut params = ParamStore::<f64>::new();
 /// let w = params.insert("w", Tensor::from_vec(vec![1.0, -2.0], &[2])?);
 /// let mut opt = Optimizer::new(OptimizerKind::sgd_momentum(0.9))?;
-/// let g = Tensor::from_vec(vec![0.5, 0.5], &[2])?;
-/// opt.step(&mut params, |id| (id == w).then_some(&g), 0.1)?;
+/// let mut grads = ParamGrads::new();
+/// grads.insert(w, Tensor::from_vec(vec![0.5, 0.5], &[2])?);
+/// opt.step(&mut params, &grads, 0.1)?;
 /// assert_eq!(params[w].to_vec(), vec![0.95, -2.05]);
 /// assert_eq!(opt.state(w).map(|s| s.step), Some(1));
 /// # Ok::<(), tapegrad_nn::NnError>(())
@@ -242,17 +243,17 @@ impl<E: Float> Optimizer<E> {
             )
         })?;
         if let Some(st) = &state {
-            let name = &param.name;
+            let name = param.name();
             for (what, t) in [("first moment", &st.first), ("second moment", &st.second)] {
                 if let Some(t) = t
-                    && t.shape() != param.value.shape()
+                    && t.shape() != param.value().shape()
                 {
                     return Err(data(
                         "optimizer set_state",
                         format!(
                             "the {what} of parameter {name} has shape {:?}, the parameter {:?}",
                             t.shape(),
-                            param.value.shape()
+                            param.value().shape()
                         ),
                     ));
                 }
@@ -303,52 +304,133 @@ impl<E: Float> Optimizer<E> {
         }
     }
 
-    /// Updates every parameter that has a gradient, in place, with learning rate `lr`.
+    /// Updates every parameter of `params` that has a gradient in `grads`, in place, with
+    /// learning rate `lr` (an `f64`, as everywhere a learning rate is given). Gradients of
+    /// other stores' parameters are left for their own step, so one optimizer can step an
+    /// encoder's and a decoder's stores from one [`ParamGrads`].
+    ///
+    /// ```
+    /// use tapegrad_nn::{Optimizer, OptimizerKind, ParamGrads, ParamStore};
+    /// use tapegrad_tensor::Tensor;
+    /// let mut params = ParamStore::<f64>::new();
+    /// let w = params.insert("w", Tensor::from_vec(vec![1.0, -2.0], &[2])?);
+    /// let mut grads = ParamGrads::new();
+    /// grads.insert(w, Tensor::from_vec(vec![0.5, 0.5], &[2])?);
+    /// let mut opt = Optimizer::new(OptimizerKind::sgd())?;
+    /// opt.step(&mut params, &grads, 0.1)?;
+    /// assert_eq!(params[w].to_vec(), vec![0.95, -2.05]);
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
     ///
     /// # Errors
     ///
-    /// When a gradient's shape differs from its parameter's, or a parameter's step count would
-    /// pass [`MAX_STEPS`]; nothing is changed for that parameter.
-    pub fn step<'g>(
+    /// Checked for every parameter before any is changed, so a refused step changes nothing:
+    /// [`NnError::Param`] when a parameter is still shared with a tape (clear the tape first:
+    /// writing would have to copy it), when a gradient's shape differs from its parameter's, or
+    /// when a state tensor no longer fits its parameter; [`NnError::Data`] when a step count
+    /// would pass [`MAX_STEPS`], when the learning rate is negative, NaN or overflows `E`, or
+    /// when `grads` is not empty but holds no parameter of `params`.
+    ///
+    /// [`NnError::Param`]: crate::NnError::Param
+    /// [`NnError::Data`]: crate::NnError::Data
+    pub fn step(
         &mut self,
         params: &mut ParamStore<E>,
-        grad: impl Fn(ParamId) -> Option<&'g Tensor<E>>,
-        lr: E,
-    ) -> Result<()>
-    where
-        E: 'g,
-    {
+        grads: &ParamGrads<E>,
+        lr: f64,
+    ) -> Result<()> {
+        let lr_e = E::from_f64(lr);
+        if !(lr >= 0.0 && lr_e.is_finite()) {
+            return Err(data(
+                "optimizer step",
+                format!(
+                    "learning rate {lr:e} must be a finite number >= 0 in {}",
+                    E::DTYPE
+                ),
+            ));
+        }
+        let store = params.store_id();
+        let stateful = self.kind.keeps().0;
+        let slot = stateful.then(|| self.slot_for(store));
+        // Every check first: a refused step changes nothing.
+        let mut mine = 0;
+        for (id, g) in grads.iter() {
+            if id.store != store {
+                continue;
+            }
+            mine += 1;
+            let p = params.get_mut(id).ok_or_else(|| {
+                data(
+                    "optimizer step",
+                    format!("{id:?} was removed from its store"),
+                )
+            })?;
+            let shape = p.value().shape();
+            if shape != g.shape() {
+                return Err(param(
+                    "optimizer step",
+                    p.name(),
+                    format!("has shape {shape:?}, its gradient {:?}", g.shape()),
+                ));
+            }
+            if p.value_mut().is_err() {
+                return Err(param(
+                    "optimizer step",
+                    p.name(),
+                    "a tape still shares it: clear the tape (after taking the gradients with \
+                     Bound::backward) before the step, which updates parameters in place",
+                ));
+            }
+            let (name, shape) = (p.name(), p.value().shape());
+            if let Some(slot) = slot
+                && let Some(st) = self.states[slot].1.get(id.key)
+            {
+                for (what, t) in [("first moment", &st.first), ("second moment", &st.second)] {
+                    if let Some(t) = t
+                        && t.shape() != shape
+                    {
+                        return Err(param(
+                            "optimizer step",
+                            name,
+                            format!("has shape {shape:?}, its {what} {:?}", t.shape()),
+                        ));
+                    }
+                }
+                if st.step >= MAX_STEPS {
+                    return Err(data(
+                        "optimizer step",
+                        format!("parameter {name}: step count {} would pass 2^53", st.step),
+                    ));
+                }
+            }
+        }
+        if mine == 0 && !grads.is_empty() {
+            return Err(data(
+                "optimizer step",
+                "none of the gradients belongs to a parameter of this store",
+            ));
+        }
         self.steps = self.steps.saturating_add(1);
         let f = |v: f64| E::from_f64(v);
-        let stateful = self.kind.keeps().0;
-        let slot = if stateful {
-            self.slot_for(params.store_id())
-        } else {
-            usize::MAX
-        };
-        for i in 0..params.len() {
-            let id = params.ids()[i];
-            let Some(g) = grad(id) else { continue };
-            let p = &mut params.get_mut(id).expect("ids come from this store").value;
-            if p.shape() != g.shape() {
-                return Err(tapegrad_tensor::TensorError::ShapeMismatch {
-                    op: "optimizer step (parameter, gradient)",
-                    lhs: p.shape().to_vec(),
-                    rhs: g.shape().to_vec(),
-                }
-                .into());
+        for (id, g) in grads.iter() {
+            if id.store != store {
+                continue;
             }
-            if !stateful {
+            let p = params
+                .get_mut(id)
+                .and_then(|p| p.value_mut().ok())
+                .expect("checked above");
+            let Some(slot) = slot else {
                 // Plain SGD: no state, nothing to look up.
                 let wd = match self.kind {
                     OptimizerKind::Sgd { weight_decay, .. } => f(weight_decay),
                     OptimizerKind::Adam { .. } => unreachable!("Adam keeps state"),
                 };
                 for (pv, &gv) in p.as_mut_slice().iter_mut().zip(g.as_slice()) {
-                    *pv -= lr * (gv + wd * *pv);
+                    *pv -= lr_e * (gv + wd * *pv);
                 }
                 continue;
-            }
+            };
             let st = self.states[slot]
                 .1
                 .entry(id.key)
@@ -358,78 +440,68 @@ impl<E: Float> Optimizer<E> {
                     first: None,
                     second: None,
                 });
-            // A parameter's value is a public field: if it was replaced by one of another
-            // shape since its state was made, the state no longer fits.
-            for (what, t) in [("first moment", &st.first), ("second moment", &st.second)] {
-                if let Some(t) = t
-                    && t.shape() != p.shape()
-                {
-                    return Err(data(
-                        "optimizer step",
-                        format!(
-                            "the {what} of a parameter has shape {:?}, the parameter {:?}",
-                            t.shape(),
-                            p.shape()
-                        ),
-                    ));
-                }
-            }
-            if st.step >= MAX_STEPS {
-                return Err(data(
-                    "optimizer step",
-                    format!("step count {} would pass 2^53", st.step),
-                ));
-            }
             st.step += 1;
-            match self.kind {
-                OptimizerKind::Sgd {
-                    momentum,
-                    weight_decay,
-                    nesterov,
-                } => {
-                    let (mu, wd) = (f(momentum), f(weight_decay));
-                    let v = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
-                    for ((pv, &gv), vv) in p
-                        .as_mut_slice()
-                        .iter_mut()
-                        .zip(g.as_slice())
-                        .zip(v.as_mut_slice())
-                    {
-                        let gd = gv + wd * *pv;
-                        *vv = mu * *vv + gd;
-                        *pv -= lr * if nesterov { gd + mu * *vv } else { *vv };
-                    }
-                }
-                OptimizerKind::Adam {
-                    beta1,
-                    beta2,
-                    eps,
-                    weight_decay,
-                } => {
-                    // Bias correction in f64 with the step as a float: exact for every step
-                    // count up to 2^53, and 1 - beta^t never 0 for t >= 1.
-                    let t = st.step as f64;
-                    let c1 = f(1.0 - beta1.powf(t));
-                    let c2 = f(1.0 - beta2.powf(t));
-                    let (b1, b2, eps, wd) = (f(beta1), f(beta2), f(eps), f(weight_decay));
-                    let m = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
-                    let v = st.second.get_or_insert_with(|| Tensor::zeros(g.shape()));
-                    for (((pv, &gv), mv), vv) in p
-                        .as_mut_slice()
-                        .iter_mut()
-                        .zip(g.as_slice())
-                        .zip(m.as_mut_slice())
-                        .zip(v.as_mut_slice())
-                    {
-                        let gd = gv + wd * *pv;
-                        *mv = b1 * *mv + (E::ONE - b1) * gd;
-                        *vv = b2 * *vv + (E::ONE - b2) * gd * gd;
-                        *pv -= lr * (*mv / c1) / ((*vv / c2).sqrt() + eps);
-                    }
-                }
-            }
+            update(self.kind, st, p, g, lr_e);
         }
         Ok(())
+    }
+}
+
+/// One stateful update of one parameter (its step count already advanced).
+fn update<E: Float>(
+    kind: OptimizerKind,
+    st: &mut ParamState<E>,
+    p: &mut Tensor<E>,
+    g: &Tensor<E>,
+    lr: E,
+) {
+    let f = |v: f64| E::from_f64(v);
+    match kind {
+        OptimizerKind::Sgd {
+            momentum,
+            weight_decay,
+            nesterov,
+        } => {
+            let (mu, wd) = (f(momentum), f(weight_decay));
+            let v = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
+            for ((pv, &gv), vv) in p
+                .as_mut_slice()
+                .iter_mut()
+                .zip(g.as_slice())
+                .zip(v.as_mut_slice())
+            {
+                let gd = gv + wd * *pv;
+                *vv = mu * *vv + gd;
+                *pv -= lr * if nesterov { gd + mu * *vv } else { *vv };
+            }
+        }
+        OptimizerKind::Adam {
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+        } => {
+            // Bias correction in f64 with the step as a float: exact for every step count up
+            // to 2^53, and 1 - beta^t never 0 for t >= 1.
+            let t = st.step as f64;
+            let c1 = f(1.0 - beta1.powf(t));
+            let c2 = f(1.0 - beta2.powf(t));
+            let (b1, b2, eps, wd) = (f(beta1), f(beta2), f(eps), f(weight_decay));
+            let m = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
+            let v = st.second.get_or_insert_with(|| Tensor::zeros(g.shape()));
+            for (((pv, &gv), mv), vv) in p
+                .as_mut_slice()
+                .iter_mut()
+                .zip(g.as_slice())
+                .zip(m.as_mut_slice())
+                .zip(v.as_mut_slice())
+            {
+                let gd = gv + wd * *pv;
+                *mv = b1 * *mv + (E::ONE - b1) * gd;
+                *vv = b2 * *vv + (E::ONE - b2) * gd * gd;
+                *pv -= lr * (*mv / c1) / ((*vv / c2).sqrt() + eps);
+            }
+        }
     }
 }
 

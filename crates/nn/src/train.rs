@@ -9,12 +9,13 @@ use rand::{Rng, RngExt, SeedableRng};
 use tapegrad_autodiff::{AutodiffError, Tape};
 use tapegrad_tensor::{Float, Tensor};
 
-use crate::data::{Dataset, Targets};
+use crate::data::Dataset;
 use crate::error::{NnError, Result, config, config as config_error};
 use crate::loss::Loss;
 use crate::metrics::class_of_row;
-use crate::network::Network;
+use crate::model::{Model, check_data};
 use crate::optim::{Optimizer, OptimizerKind};
+use crate::params::ParamGrads;
 
 /// How to train. Build it with struct update syntax over the defaults:
 /// `TrainConfig { epochs: 300, learning_rate: 0.5, ..Default::default() }`.
@@ -29,7 +30,8 @@ pub struct TrainConfig {
     /// The optimizer. The default, SGD with momentum 0.9, gets sigmoid networks off the
     /// plateaus where plain SGD sits for hundreds of epochs.
     pub optimizer: OptimizerKind,
-    /// The loss; [`Loss::Auto`] follows the output width and targets.
+    /// The loss; [`Loss::Auto`] follows the output width and targets; [`Loss::custom`] is a
+    /// closure of your own.
     pub loss: Loss,
     /// Reshuffle the rows every epoch.
     pub shuffle: bool,
@@ -94,8 +96,13 @@ impl TrainReport {
     }
 }
 
-/// Checks the settings and the data against the network before any training starts.
-fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig) -> Result<Loss> {
+/// Checks the settings and the data against the model before any training starts; returns the
+/// loss with [`Loss::Auto`] resolved.
+fn validate<E: Float, M: Model<E> + ?Sized>(
+    model: &M,
+    data_set: &Dataset<E>,
+    cfg: &TrainConfig,
+) -> Result<Loss> {
     use crate::error::data;
     if cfg.batch_size == 0 {
         return Err(config("batch_size", "must be at least 1, got 0"));
@@ -110,7 +117,7 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
         return Err(config(
             "learning_rate",
             format!(
-                "{:e} overflows {} (the network's element type) to infinity",
+                "{:e} overflows {} (the model's element type) to infinity",
                 cfg.learning_rate,
                 E::DTYPE
             ),
@@ -120,58 +127,8 @@ fn validate<E: Float>(net: &Network<E>, data_set: &Dataset<E>, cfg: &TrainConfig
     if data_set.is_empty() {
         return Err(data("train", "the dataset is empty"));
     }
-    check_data(net, data_set, "train")?;
-    cfg.loss.resolve(net, data_set)
-}
-
-/// The one check of a dataset against a network, made by every function that takes both
-/// (training, loss, accuracy, the confusion matrix): the dataset agrees with itself
-/// ([`Dataset::validate`]), its rows have the network's input width, and its targets are ones
-/// the network can output (labels below its class count, or regression targets `[n, outputs]`).
-pub(crate) fn check_data<E: Float>(
-    net: &Network<E>,
-    data_set: &Dataset<E>,
-    op: &'static str,
-) -> Result<()> {
-    use crate::error::data;
-    data_set.validate()?;
-    let (n, d) = (data_set.len(), net.input_width());
-    if data_set.num_features() != d {
-        return Err(data(
-            op,
-            format!(
-                "the network takes {d} input features, the data has shape {:?}",
-                data_set.x.shape()
-            ),
-        ));
-    }
-    let width = net.output_width()?;
-    match &data_set.y {
-        Targets::Classes { labels, .. } => {
-            let classes = if width == 1 { 2 } else { width };
-            if let Some((i, &l)) = labels.iter().enumerate().find(|&(_, &l)| l >= classes) {
-                return Err(data(
-                    op,
-                    format!(
-                        "label {l} of row {i} is out of range: the network's {width} output(s) \
-                         predict {classes} classes"
-                    ),
-                ));
-            }
-        }
-        Targets::Values(y) => {
-            if y.shape() != [n, width] {
-                return Err(data(
-                    op,
-                    format!(
-                        "targets {:?} do not match outputs [{n}, {width}]",
-                        y.shape()
-                    ),
-                ));
-            }
-        }
-    }
-    Ok(())
+    let width = check_data(model, data_set, "train")?;
+    cfg.loss.resolve(width, data_set)
 }
 
 /// Everything training needs to continue exactly where it stopped: the optimizer with its
@@ -203,8 +160,12 @@ impl<E: Float> TrainState<E> {
     }
 }
 
-/// Trains `net` on `data` with mini-batch gradient descent; see [`train_with`] to watch
-/// progress.
+/// Trains `model` (a [`crate::Network`] or any [`Model`]) on `data` with mini-batch gradient
+/// descent; see [`train_with`] to watch progress.
+///
+/// Each step binds the parameters to one reused tape (shared, not copied), records the
+/// forward and the loss, takes the parameters' gradients, clears the tape and updates the
+/// parameters in place ([`crate::params`] describes the lifecycle).
 ///
 /// # Errors
 ///
@@ -212,31 +173,31 @@ impl<E: Float> TrainState<E> {
 /// fit (batch size 0, a NaN or negative learning rate, an empty dataset, a label out of range,
 /// the wrong input width); [`NnError::NonFiniteAt`] with the finite check on; any error of the
 /// ops.
-pub fn train<E: Float, R: Rng + ?Sized>(
-    net: &mut Network<E>,
+pub fn train<E: Float, M: Model<E> + ?Sized, R: Rng + ?Sized>(
+    model: &mut M,
     data: &Dataset<E>,
     config: &TrainConfig,
     rng: &mut R,
 ) -> Result<TrainReport> {
-    train_with(net, data, config, rng, |_, _| {})
+    train_with(model, data, config, rng, |_, _| {})
 }
 
-/// [`train`], calling `on_epoch` with the epoch's statistics and the network after every epoch
+/// [`train`], calling `on_epoch` with the epoch's statistics and the model after every epoch
 /// (for progress bars, logging, looking at weights as they move).
 ///
 /// # Errors
 ///
 /// As [`train`].
-pub fn train_with<E: Float, R: Rng + ?Sized>(
-    net: &mut Network<E>,
+pub fn train_with<E: Float, M: Model<E> + ?Sized, R: Rng + ?Sized>(
+    model: &mut M,
     data: &Dataset<E>,
     config: &TrainConfig,
     rng: &mut R,
-    on_epoch: impl FnMut(&EpochStats, &Network<E>),
+    on_epoch: impl FnMut(&EpochStats, &M),
 ) -> Result<TrainReport> {
-    validate(net, data, config)?;
+    validate(model, data, config)?;
     let mut state = TrainState::new(config, rng)?;
-    train_from(net, data, config, &mut state, on_epoch)
+    train_from(model, data, config, &mut state, on_epoch)
 }
 
 /// Continues training from `state` (for example one loaded from a checkpoint) up to
@@ -246,21 +207,20 @@ pub fn train_with<E: Float, R: Rng + ?Sized>(
 /// # Errors
 ///
 /// As [`train`].
-pub fn train_from<E: Float>(
-    net: &mut Network<E>,
+pub fn train_from<E: Float, M: Model<E> + ?Sized>(
+    model: &mut M,
     data: &Dataset<E>,
     config: &TrainConfig,
     state: &mut TrainState<E>,
-    mut on_epoch: impl FnMut(&EpochStats, &Network<E>),
+    mut on_epoch: impl FnMut(&EpochStats, &M),
 ) -> Result<TrainReport> {
-    let loss_kind = validate(net, data, config)?;
+    let loss_kind = validate(model, data, config)?;
     if config.checkpoint_every > 0 && config.checkpoint_path.is_none() {
         return Err(config_error(
             "checkpoint_path",
             "checkpoint_every is set but no checkpoint_path is given",
         ));
     }
-    let lr = E::from_f64(config.learning_rate);
     let n = data.len();
     let mut order: Vec<usize> = (0..n).collect();
     let mut tape = Tape::<E>::new();
@@ -287,16 +247,16 @@ pub fn train_from<E: Float>(
             } else {
                 data.x.select_rows(rows)?
             };
-            let step = (|| -> Result<()> {
-                let bound = net.bind(&tape);
+            let step = (|| -> Result<ParamGrads<E>> {
+                let bound = model.params().bind(&tape);
                 let x = tape.constant(xb);
-                let out = net.forward_bound(&bound, x)?;
+                let out = model.outputs(&bound, x)?;
                 let loss = loss_kind.on_batch(&tape, out, data, rows)?;
                 let value = loss.item()?.to_f64();
                 if let Some(labels) = data.labels() {
                     // From the logits: class 1 above 0 for one output, else the argmax.
                     hits += out.logits.with_value(|z| {
-                        let k = z.shape()[1].max(1);
+                        let k = z.shape().get(1).copied().unwrap_or(1).max(1);
                         rows.iter()
                             .zip(z.as_slice().chunks_exact(k))
                             .filter(|&(&r, row)| labels[r] == class_of_row(row, E::ZERO))
@@ -304,13 +264,9 @@ pub fn train_from<E: Float>(
                     });
                 }
                 loss_sum += value * rows.len() as f64;
-                let grads = tape.backward(loss)?;
-                state
-                    .optimizer
-                    .step(&mut net.params, |id| bound.var(id).map(|v| &grads[v]), lr)?;
-                Ok(())
+                bound.backward(loss)
             })();
-            step.map_err(|e| match e {
+            let grads = step.map_err(|e| match e {
                 NnError::Autodiff(source @ AutodiffError::NonFinite(_)) => NnError::NonFiniteAt {
                     epoch,
                     step: b + 1,
@@ -318,6 +274,11 @@ pub fn train_from<E: Float>(
                 },
                 other => other,
             })?;
+            // The tape lets go of the parameters, so the step updates them in place.
+            tape.clear();
+            state
+                .optimizer
+                .step(model.params_mut(), &grads, config.learning_rate)?;
             steps += 1;
             samples += rows.len();
         }
@@ -336,9 +297,9 @@ pub fn train_from<E: Float>(
         }
         if config.checkpoint_every > 0 && epoch % config.checkpoint_every == 0 {
             let path = config.checkpoint_path.as_ref().expect("checked above");
-            crate::checkpoint::save_checkpoint(path, net, state)?;
+            crate::checkpoint::save_checkpoint(path, model, state)?;
         }
-        on_epoch(&stats, net);
+        on_epoch(&stats, model);
         history.push(stats);
     }
     let seconds = start.elapsed().as_secs_f64();

@@ -18,7 +18,7 @@ fn temp(name: &str) -> PathBuf {
 fn bits(net: &Network<f32>) -> Vec<Vec<u32>> {
     net.params
         .iter()
-        .map(|(_, p)| p.value.as_slice().iter().map(|v| v.to_bits()).collect())
+        .map(|(_, p)| p.value().as_slice().iter().map(|v| v.to_bits()).collect())
         .collect()
 }
 
@@ -52,7 +52,7 @@ fn params_round_trip_in_f32_and_f64() {
     let mut other64 = Network::<f64>::mlp(&[3, 5, 2], &mut rng);
     load_params(&path, &mut other64).unwrap();
     for ((_, a), (_, b)) in net64.params.iter().zip(other64.params.iter()) {
-        assert_eq!(a.value, b.value);
+        assert_eq!(a.value(), b.value());
     }
     std::fs::remove_dir_all(path.parent().unwrap()).unwrap();
 }
@@ -144,10 +144,10 @@ fn loading_reports_every_mismatch_and_changes_nothing() {
     assert!(matches!(err, NnError::Checkpoint { .. }));
     let msg = err.to_string();
     for part in [
-        "parameter h1.weight has shape [3, 4] in the file, the network needs [3, 6]",
-        "parameter h1.bias has shape [4] in the file, the network needs [6]",
-        "parameter out.weight has shape [4, 1] in the file, the network needs [6, 2]",
-        "parameter out.bias has shape [1] in the file, the network needs [2]",
+        "parameter h1.weight has shape [3, 4] in the file, the model needs [3, 6]",
+        "parameter h1.bias has shape [4] in the file, the model needs [6]",
+        "parameter out.weight has shape [4, 1] in the file, the model needs [6, 2]",
+        "parameter out.bias has shape [1] in the file, the model needs [2]",
     ] {
         assert!(msg.contains(part), "{msg}");
     }
@@ -161,13 +161,13 @@ fn loading_reports_every_mismatch_and_changes_nothing() {
     let mut shallow = Network::<f32>::logistic_regression(3, &mut rng);
     let msg = load_params(&path, &mut shallow).unwrap_err().to_string();
     assert!(
-        msg.contains("unexpected tensor h1.weight (not a parameter of this network)"),
+        msg.contains("unexpected tensor h1.weight (not a parameter of this model)"),
         "{msg}"
     );
     let mut f64_net = Network::<f64>::mlp(&[3, 4, 1], &mut rng);
     let msg = load_params(&path, &mut f64_net).unwrap_err().to_string();
     assert!(
-        msg.contains("parameter h1.weight: dtype F32, the network holds f64"),
+        msg.contains("parameter h1.weight: dtype F32, the model holds f64"),
         "{msg}"
     );
     // Parameters only: no training state to resume from.

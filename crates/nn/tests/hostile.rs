@@ -10,8 +10,8 @@ use rand::rngs::StdRng;
 use tapegrad_nn::checkpoint::{load_checkpoint, load_params, save_checkpoint, write_atomic};
 use tapegrad_nn::data::{Targets, from_csv_str, train_test_split};
 use tapegrad_nn::{
-    Activation, Dataset, Loss, Network, NnError, Optimizer, OptimizerKind, ParamState, ParamStore,
-    TrainConfig, TrainState, train, train_from,
+    Activation, Dataset, Loss, Model, Network, NnError, Optimizer, OptimizerKind, ParamGrads,
+    ParamState, ParamStore, TrainConfig, TrainState, train, train_from,
 };
 use tapegrad_tensor::Tensor;
 
@@ -25,7 +25,7 @@ fn temp_dir(name: &str) -> PathBuf {
 fn params_of(net: &Network<f32>) -> Vec<f32> {
     net.params
         .iter()
-        .flat_map(|(_, p)| p.value.to_vec())
+        .flat_map(|(_, p)| p.value().to_vec())
         .collect()
 }
 
@@ -107,7 +107,7 @@ fn every_entry_point_refuses_labels_the_network_cannot_predict() {
     let x = Tensor::from_vec(vec![0.0f32, 1.0, 1.0, 0.0], &[2, 2]).unwrap();
     let data = Dataset::classification(x, vec![0, 5]).unwrap();
     let mut net = Network::<f32>::mlp(&[2, 3, 1], &mut StdRng::seed_from_u64(0));
-    let expected = "label 5 of row 1 is out of range: the network's 1 output(s) predict 2 classes";
+    let expected = "label 5 of row 1 is out of range: the model's 1 output(s) predict 2 classes";
     let errors = [
         net.loss(&data, Loss::Auto).unwrap_err(),
         net.loss(&data, Loss::MeanSquaredError).unwrap_err(),
@@ -258,12 +258,15 @@ fn optimizer_state_of_the_wrong_shape_is_refused() {
     // A parameter replaced by one of another shape after its state was made: the next step is
     // refused instead of updating part of it.
     let g = Tensor::ones(&[3]);
-    opt.step(&mut params, |_| Some(&g), 0.1).unwrap();
-    params.get_mut(w).unwrap().value = Tensor::zeros(&[4]);
+    let gs = every(&params, &g);
+    opt.step(&mut params, &gs, 0.1).unwrap();
+    *params.get_mut(w).unwrap().value_mut().unwrap() = Tensor::zeros(&[4]);
     let g4 = Tensor::ones(&[4]);
-    let err = opt.step(&mut params, |_| Some(&g4), 0.1).unwrap_err();
+    let gs = every(&params, &g4);
+    let err = opt.step(&mut params, &gs, 0.1).unwrap_err();
     assert!(
-        err.to_string().contains("has shape [3], the parameter [4]"),
+        err.to_string()
+            .contains("parameter w in optimizer step: has shape [4], its first moment [3]"),
         "{err}"
     );
     assert_eq!(params[w].to_vec(), vec![0.0; 4]);
@@ -298,9 +301,11 @@ fn ids_belong_to_the_store_and_network_that_made_them() {
         let mut a = Optimizer::<f64>::new(OptimizerKind::adam()).unwrap();
         let mut b = Optimizer::<f64>::new(OptimizerKind::adam()).unwrap();
         for _ in 0..2 {
-            a.step(&mut enc, |_| Some(&ge), 0.1).unwrap();
+            let gs = every(&enc, &ge);
+            a.step(&mut enc, &gs, 0.1).unwrap();
             let opt = if shared { &mut a } else { &mut b };
-            opt.step(&mut dec, |_| Some(&gd), 0.1).unwrap();
+            let gs = every(&dec, &gd);
+            opt.step(&mut dec, &gs, 0.1).unwrap();
         }
         (enc[e].item().unwrap(), dec[d].item().unwrap())
     };
@@ -555,4 +560,13 @@ fn saves_killed_mid_write_leave_a_whole_file_and_no_temporaries_after_the_next_s
     // The kills did land mid-write at least once (each save spends most of its time writing).
     assert!(left_behind > 0, "no kill landed during a save");
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// The same gradient for every parameter of a store.
+fn every<E: tapegrad_tensor::Float>(params: &ParamStore<E>, g: &Tensor<E>) -> ParamGrads<E> {
+    let mut grads = ParamGrads::new();
+    for &id in params.ids() {
+        grads.insert(id, g.clone());
+    }
+    grads
 }

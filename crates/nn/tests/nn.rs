@@ -5,8 +5,8 @@ use rand::rngs::StdRng;
 use tapegrad_autodiff::{Tape, Var, gradcheck};
 use tapegrad_nn::data::{self, Standardizer};
 use tapegrad_nn::{
-    Activation, ConfusionMatrix, Dataset, Init, Loss, Network, NodeKind, Optimizer, OptimizerKind,
-    ParamStore, TrainConfig, train,
+    Activation, ConfusionMatrix, Dataset, Init, Loss, Model, Network, NodeKind, Optimizer,
+    OptimizerKind, ParamGrads, ParamStore, TrainConfig, train,
 };
 use tapegrad_tensor::Tensor;
 
@@ -152,7 +152,7 @@ fn training_is_deterministic_for_a_seed() {
             &mut rng,
         )
         .unwrap();
-        let params: Vec<Vec<f32>> = net.params.iter().map(|(_, p)| p.value.to_vec()).collect();
+        let params: Vec<Vec<f32>> = net.params.iter().map(|(_, p)| p.value().to_vec()).collect();
         (
             params,
             report.history.iter().map(|h| h.loss).collect::<Vec<_>>(),
@@ -182,7 +182,7 @@ fn network_forward_passes_gradcheck_in_f64() {
     net.set_output(y).unwrap();
     let x = Tensor::<f64>::randn(&[5, 3], 0.0, 1.0, &mut rng);
     let mut inputs = vec![x];
-    inputs.extend(net.params.iter().map(|(_, p)| p.value.add_scalar(0.1)));
+    inputs.extend(net.params.iter().map(|(_, p)| p.value().add_scalar(0.1)));
     let labels = [0, 1, 1, 0, 1];
     let report = gradcheck(&inputs, |_, v: &[Var<'_, f64>]| {
         let bound = net.bind_vars(&v[1..]).map_err(|_| unreachable_err())?;
@@ -196,7 +196,11 @@ fn network_forward_passes_gradcheck_in_f64() {
     // The prediction path without a tape agrees with the tape's forward.
     let tape = Tape::<f64>::new();
     let xv = tape.constant(inputs[0].clone());
-    let out = net.forward(&tape, xv).unwrap();
+    let out = net
+        .forward_bound(&net.bind(&tape), xv)
+        .unwrap()
+        .output()
+        .unwrap();
     let direct = net.predict(&inputs[0]).unwrap();
     for (a, b) in out.value().as_slice().iter().zip(direct.as_slice()) {
         assert!((a - b).abs() < 1e-12);
@@ -315,23 +319,23 @@ fn bad_settings_fail_before_training() {
     let three = Dataset::classification(data.x.clone(), (0..40).map(|i| i % 3).collect()).unwrap();
     assert_eq!(
         bad(&mut net, &three, base.clone()),
-        "invalid data for train: label 2 of row 2 is out of range: the network's 1 output(s) predict 2 classes"
+        "invalid data for train: label 2 of row 2 is out of range: the model's 1 output(s) predict 2 classes"
     );
     let wide = data::iris::<f32>();
     assert_eq!(
         bad(&mut net, &wide, base.clone()),
-        "invalid data for train: the network takes 2 input features, the data has shape [150, 4]"
+        "invalid data for train: the model takes 2 input features, the data has shape [150, 4]"
     );
     // Nothing was trained.
     for ((_, a), (_, b)) in before.iter().zip(net.params.iter()) {
-        assert_eq!(a.value, b.value);
+        assert_eq!(a.value(), b.value());
     }
     // predict checks the input width too.
     assert_eq!(
         net.predict(&Tensor::zeros(&[3, 5]))
             .unwrap_err()
             .to_string(),
-        "invalid data for predict: the network takes inputs of shape [batch, 2], got [3, 5]"
+        "invalid data for predict: the model takes inputs of shape [batch, 2], got [3, 5]"
     );
 }
 
@@ -372,21 +376,29 @@ fn builder_errors_are_clear() {
 fn optimizers_update_in_place_with_known_values() {
     let mut store = ParamStore::<f64>::new();
     let id = store.insert("w", Tensor::from_vec(vec![1.0, -2.0], &[2]).unwrap());
-    let g = Tensor::from_vec(vec![0.5, 0.5], &[2]).unwrap();
+    let mut g = ParamGrads::new();
+    g.insert(id, Tensor::from_vec(vec![0.5, 0.5], &[2]).unwrap());
     let mut sgd = Optimizer::new(OptimizerKind::sgd_momentum(0.5)).unwrap();
-    sgd.step(&mut store, |_| Some(&g), 0.1).unwrap();
+    sgd.step(&mut store, &g, 0.1).unwrap();
     assert_eq!(store[id].to_vec(), vec![0.95, -2.05]);
-    sgd.step(&mut store, |_| Some(&g), 0.1).unwrap(); // v = 0.5 * 0.5 + 0.5 = 0.75
+    sgd.step(&mut store, &g, 0.1).unwrap(); // v = 0.5 * 0.5 + 0.5 = 0.75
     assert!((store[id].as_slice()[0] - 0.875).abs() < 1e-12);
     let mut adam = Optimizer::new(OptimizerKind::adam()).unwrap();
     let before = store[id].to_vec();
-    adam.step(&mut store, |_| Some(&g), 0.01).unwrap();
+    adam.step(&mut store, &g, 0.01).unwrap();
     // Adam's first step moves each parameter by about lr against the gradient's sign.
     for (b, a) in before.iter().zip(store[id].as_slice()) {
         assert!((b - a - 0.01).abs() < 1e-6);
     }
-    let wrong = Tensor::<f64>::zeros(&[3]);
-    assert!(adam.step(&mut store, |_| Some(&wrong), 0.01).is_err());
+    let mut wrong = ParamGrads::new();
+    wrong.insert(id, Tensor::<f64>::zeros(&[3]));
+    let before = store[id].to_vec();
+    let err = adam.step(&mut store, &wrong, 0.01).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "parameter w in optimizer step: has shape [2], its gradient [3]"
+    );
+    assert_eq!(store[id].to_vec(), before, "a refused step changes nothing");
 }
 
 #[test]
