@@ -207,6 +207,11 @@ fn every_example_runs_to_completion() {
         ("zero_init", vec!["zero_init_loss.svg"]),
         ("depth_vs_width", vec!["depth_vs_width_sigmoid.svg"]),
         ("shapes", vec![]),
+        (
+            "conv_digits",
+            vec!["conv_digits_curves.svg", "conv_digits_filters.svg"],
+        ),
+        ("transformer", vec!["transformer_recall.svg"]),
     ];
     if examples
         .iter()
