@@ -822,3 +822,105 @@ impl Conv {
         dx.as_slice()[0] + self.dw[0] + db[0]
     }
 }
+
+/// N1, the nn layer's own cost: `nn::train` over an epoch of `steps` batches of an MLP, against
+/// the same steps written on the raw tape (the README's custom loop: shared leaves, linear,
+/// sigmoid, softmax cross-entropy, backward, in-place SGD). Both select each batch's rows from
+/// the dataset as a training loop must.
+pub struct NnTrain {
+    net: Network,
+    data: tapegrad::nn::Dataset,
+    config: tapegrad::nn::TrainConfig,
+    rng: StdRng,
+}
+
+impl NnTrain {
+    pub fn new(sizes: &[usize], batch: usize, steps: usize) -> Self {
+        let mut rng = StdRng::seed_from_u64(11);
+        let net = Network::mlp(sizes, &mut rng);
+        let n = batch * steps;
+        let x = Tensor::rand_uniform(&[n, sizes[0]], 0.0, 1.0, &mut rng);
+        let classes = *sizes.last().expect("sizes");
+        let labels = (0..n).map(|i| (i * 7 + 3) % classes).collect();
+        let data = tapegrad::nn::Dataset::classification(x, labels).expect("labels fit");
+        let config = tapegrad::nn::TrainConfig {
+            epochs: 1,
+            batch_size: batch,
+            learning_rate: 0.01,
+            optimizer: OptimizerKind::sgd(),
+            shuffle: false,
+            ..Default::default()
+        };
+        NnTrain {
+            net,
+            data,
+            config,
+            rng,
+        }
+    }
+
+    /// One epoch through `nn::train`; returns its last loss.
+    pub fn epoch(&mut self) -> f64 {
+        let r = tapegrad::nn::train(&mut self.net, &self.data, &self.config, &mut self.rng)
+            .expect("fits");
+        r.history[0].loss
+    }
+}
+
+/// The raw-tape side of N1.
+pub struct RawTrain {
+    weights: [Arc<Tensor>; 4],
+    x: Tensor,
+    labels: Vec<usize>,
+    batch: usize,
+    tape: Tape,
+}
+
+impl RawTrain {
+    pub fn new(sizes: &[usize], batch: usize, steps: usize) -> Self {
+        let t = NnTrain::new(sizes, batch, steps);
+        let p = |name: &str| Arc::new(t.net.param(name).expect("mlp names").clone());
+        RawTrain {
+            weights: [p("h1.weight"), p("h1.bias"), p("out.weight"), p("out.bias")],
+            labels: t.data.labels().expect("labels").to_vec(),
+            x: t.data.x,
+            batch,
+            tape: Tape::new(),
+        }
+    }
+
+    /// One epoch of raw-tape steps; returns the mean loss.
+    pub fn epoch(&mut self) -> f64 {
+        let n = self.labels.len();
+        let rows: Vec<usize> = (0..n).collect();
+        let mut total = 0.0;
+        for chunk in rows.chunks(self.batch) {
+            self.tape.clear();
+            let tape = &self.tape;
+            let xb = self.x.select_rows(chunk).expect("rows");
+            let [w1, b1, w2, b2] = self
+                .weights
+                .each_ref()
+                .map(|w| tape.var_shared(Arc::clone(w)));
+            let h = tape.constant(xb).linear(w1, b1).expect("fits").sigmoid();
+            let labels = &self.labels[chunk[0]..chunk[0] + chunk.len()];
+            let loss = h
+                .linear(w2, b2)
+                .expect("fits")
+                .softmax_cross_entropy(labels)
+                .expect("labels");
+            total += f64::from(loss.item().expect("scalar")) * chunk.len() as f64;
+            let mut grads = tape.backward(loss).expect("scalar");
+            let g = [w1, b1, w2, b2].map(|v| grads.take(v).expect("this tape").expect("reached"));
+            drop(grads);
+            self.tape.clear();
+            for (w, g) in self.weights.iter_mut().zip(&g) {
+                let w = Arc::get_mut(w).expect("the tape let go");
+                for (p, &d) in w.as_mut_slice().iter_mut().zip(g.as_slice()) {
+                    *p -= 0.01 * d;
+                }
+            }
+        }
+        total / n as f64
+    }
+}

@@ -82,6 +82,11 @@ fn measure(w: &mut Workload, reps: usize) -> Measured {
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
     let reps = if quick { 3 } else { 15 };
+    // `--only W2,N1`: just those rows.
+    let only: Option<Vec<String>> = std::env::args()
+        .skip_while(|a| a != "--only")
+        .nth(1)
+        .map(|v| v.split(',').map(str::to_string).collect());
     let mut workloads = Vec::new();
 
     let (mut tape, mut xs) = (
@@ -162,6 +167,23 @@ fn main() {
             black_box(wf.floor());
         }),
     });
+    let (mut nt, mut rt) = (
+        NnTrain::new(&[784, 256, 10], 64, 16),
+        RawTrain::new(&[784, 256, 10], 64, 16),
+    );
+    workloads.push(Workload {
+        id: "N1",
+        what: "nn::train, MLP 784-256-10, batch 64; the floor column is the raw-tape step",
+        unit: "us/step",
+        scale: 1e6 / 16.0,
+        inner: 2,
+        ours: Box::new(move || {
+            black_box(nt.epoch());
+        }),
+        floor: Box::new(move || {
+            black_box(rt.epoch());
+        }),
+    });
     let (mut s, mut sf) = (SharedWeight::new(), SharedWeight::new());
     workloads.push(Workload {
         id: "W6",
@@ -206,7 +228,7 @@ fn main() {
         }),
     });
     workloads.sort_by_key(|w| {
-        ["W1", "W2", "W2b", "W3", "W4", "W5", "W6", "W7", "W8"]
+        ["W1", "W2", "W2b", "W3", "W4", "W5", "W6", "W7", "W8", "N1"]
             .iter()
             .position(|&i| i == w.id)
     });
@@ -216,6 +238,9 @@ fn main() {
     );
     println!("|---|---|---:|---:|---:|---:|---:|");
     for w in &mut workloads {
+        if only.as_ref().is_some_and(|o| !o.iter().any(|i| i == w.id)) {
+            continue;
+        }
         let m = measure(w, reps);
         for (t, &(ours, floor, ratio)) in m.at.iter().enumerate() {
             let gain = if t == 1 {

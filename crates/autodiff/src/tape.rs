@@ -217,11 +217,26 @@ impl<E: Float> Default for Tape<E> {
 
 impl<E: Float> Tape<E> {
     /// An empty tape.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// assert!(tape.is_empty());
+    /// ```
     pub fn new() -> Self {
         Self::with_capacity(0)
     }
 
     /// An empty tape with room for `nodes` nodes before it reallocates.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::with_capacity(1000);
+    /// let x = tape.var(Tensor::ones(&[3]));
+    /// assert_eq!((tape.len(), x.index()), (1, 0));
+    /// ```
     pub fn with_capacity(nodes: usize) -> Self {
         Tape {
             store: RefCell::new(Store {
@@ -237,11 +252,33 @@ impl<E: Float> Tape<E> {
     }
 
     /// A leaf that receives a gradient: a parameter or an input to differentiate by.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let w = tape.var(Tensor::from_vec(vec![1.0, 2.0], &[2])?);
+    /// assert!(w.requires_grad());
+    /// assert_eq!(tape.backward(w.sum())?[w].to_vec(), vec![1.0, 1.0]);
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
     pub fn var(&self, value: Tensor<E>) -> Var<'_, E> {
         self.push_leaf(Op::Leaf, value, true)
     }
 
     /// A leaf without a gradient: data, targets, fixed values.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.constant(Tensor::scalar(3.0));
+    /// let w = tape.var(Tensor::scalar(2.0));
+    /// let grads = tape.backward(w * x)?;
+    /// assert!(!x.requires_grad() && !grads.reaches(x));
+    /// assert_eq!(grads[w].item()?, 3.0);
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
     pub fn constant(&self, value: Tensor<E>) -> Var<'_, E> {
         self.push_leaf(Op::Constant, value, false)
     }
@@ -267,6 +304,17 @@ impl<E: Float> Tape<E> {
 
     /// A leaf without a gradient reading a shared tensor without copying it (data, targets),
     /// as [`Tape::var_shared`] does for vars.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// use std::sync::Arc;
+    /// let data = Arc::new(Tensor::<f32>::ones(&[1000, 8]));
+    /// let tape = Tape::new();
+    /// let x = tape.constant_shared(Arc::clone(&data)); // no copy of the 8,000 values
+    /// assert_eq!(Arc::strong_count(&data), 2);
+    /// assert_eq!(x.shape().as_slice(), &[1000, 8]);
+    /// ```
     pub fn constant_shared(&self, value: Arc<Tensor<E>>) -> Var<'_, E> {
         self.push_shared(Op::Constant, value, false)
     }
@@ -282,11 +330,30 @@ impl<E: Float> Tape<E> {
     }
 
     /// The number of nodes recorded.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(1.0));
+    /// let _y = x.exp() + x; // two op nodes
+    /// assert_eq!(tape.len(), 3);
+    /// ```
     pub fn len(&self) -> usize {
         self.store.borrow().nodes.len()
     }
 
     /// Whether no node is recorded.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let mut tape = Tape::<f32>::new();
+    /// tape.var(Tensor::scalar(1.0));
+    /// assert!(!tape.is_empty());
+    /// tape.clear();
+    /// assert!(tape.is_empty());
+    /// ```
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -295,6 +362,19 @@ impl<E: Float> Tape<E> {
     ///
     /// Taking `&mut self` guarantees that no `Var` and no [`Gradients`] of the old graph is
     /// still alive.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let mut tape = Tape::<f64>::new();
+    /// for step in 0..3 {
+    ///     tape.clear(); // one tape, reused: no Var of the last step survives this line
+    ///     let x = tape.var(Tensor::scalar(step as f64));
+    ///     let grads = tape.backward(x * x)?;
+    ///     assert_eq!(grads[x].item()?, 2.0 * step as f64);
+    /// }
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
     pub fn clear(&mut self) {
         self.store.get_mut().clear();
         self.slots.set(0);
@@ -323,6 +403,14 @@ impl<E: Float> Tape<E> {
     }
 
     /// Whether ops currently record gradient history (false inside [`Tape::no_grad`]).
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// assert!(tape.is_recording());
+    /// assert!(!tape.no_grad(|| tape.is_recording()));
+    /// ```
     pub fn is_recording(&self) -> bool {
         self.recording.get()
     }
@@ -332,11 +420,31 @@ impl<E: Float> Tape<E> {
     /// with [`AutodiffError::NonFinite`] naming the node, its op, label, phase, input shapes and
     /// the trace rows around it. Ops that cannot fail keep returning `Var`; the error is then
     /// reported by the next fallible op or by `backward`.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// tape.set_check_finite(true);
+    /// let x = tape.var(Tensor::scalar(-1.0)).named("x");
+    /// let y = x.ln(); // NaN: reported by the next fallible call
+    /// let err = tape.backward(y).unwrap_err();
+    /// assert!(err.to_string().contains("ln"), "{err}");
+    /// ```
     pub fn set_check_finite(&self, on: bool) {
         self.check_finite.set(on);
     }
 
     /// Whether the finite check is on.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// assert!(!tape.check_finite());
+    /// tape.set_check_finite(true);
+    /// assert!(tape.check_finite());
+    /// ```
     pub fn check_finite(&self) -> bool {
         self.check_finite.get()
     }
@@ -499,6 +607,20 @@ impl<E: Float> Tape<E> {
     /// [`AutodiffError::NonScalarLoss`] when `loss` does not hold exactly one element,
     /// [`AutodiffError::ForeignVar`] when `loss` belongs to another tape, and
     /// [`AutodiffError::NonFinite`] from the finite check when it is on.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let (a, b) = (tape.var(Tensor::scalar(2.0)), tape.var(Tensor::scalar(-3.0)));
+    /// let y = (a * b + a).tanh(); // micrograd's example
+    /// let grads = tape.backward(y)?;
+    /// let t = (2.0f64 * -3.0 + 2.0).tanh();
+    /// assert!((grads[a].item()? - (1.0 - t * t) * (-3.0 + 1.0)).abs() < 1e-12);
+    /// assert!((grads[b].item()? - (1.0 - t * t) * 2.0).abs() < 1e-12);
+    /// assert!(tape.backward(a + b).is_ok() && tape.backward(tape.var(Tensor::zeros(&[2]))).is_err());
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
     pub fn backward(&self, loss: Var<'_, E>) -> Result<Gradients<'_, E>> {
         loss.check_tape(self, "backward")?;
         self.take_pending()?;

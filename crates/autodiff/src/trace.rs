@@ -144,6 +144,18 @@ impl<E: Float> Tape<E> {
 
     /// The table of [`Tape::trace`] with a gradient column: each node's gradient from `grads`,
     /// `0 (no path)` for nodes that need one but do not reach the loss, `-` for constants.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(3.0)).named("x");
+    /// let y = x * x;
+    /// let grads = tape.backward(y)?;
+    /// let table = tape.trace_with(&grads);
+    /// assert!(table.lines().nth(1).unwrap().ends_with("6.0000"), "{table}"); // dy/dx at x
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
     pub fn trace_with(&self, grads: &Gradients<'_, E>) -> String {
         let store = self.store();
         rows(&store, 0..store.nodes.len(), Some(grads), None)
@@ -151,11 +163,31 @@ impl<E: Float> Tape<E> {
 
     /// The graph in Graphviz DOT: one box per node showing id, op, label, shape and value, and
     /// an edge from each input to the node that reads it. Render with `dot -Tsvg`.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::scalar(1.0)).named("x");
+    /// let _ = x.exp();
+    /// let dot = tape.to_dot();
+    /// assert!(dot.starts_with("digraph") && dot.contains("exp") && dot.contains("n0 -> n1"));
+    /// ```
     pub fn to_dot(&self) -> String {
         self.dot(None)
     }
 
     /// The drawing of [`Tape::to_dot`] with each node's gradient.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(0.0)).named("x");
+    /// let grads = tape.backward(x.exp())?;
+    /// assert!(tape.to_dot_with(&grads).contains("grad 1"));
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
     pub fn to_dot_with(&self, grads: &Gradients<'_, E>) -> String {
         self.dot(Some(grads))
     }

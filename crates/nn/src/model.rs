@@ -154,6 +154,13 @@ pub trait Model<E: Float = f32> {
         None
     }
 
+    /// The number of outputs per row, when the model knows it without running (a
+    /// [`crate::Network`] does). `None`, the default, makes the data checks run one row
+    /// through [`Model::forward`] to learn it.
+    fn output_features(&self) -> Option<usize> {
+        None
+    }
+
     /// [`Model::forward`] with [`Model::output_activation`], as the losses take them.
     ///
     /// # Errors
@@ -311,8 +318,8 @@ pub trait Model<E: Float = f32> {
 
 /// The one check of a dataset against a model, made by every function that takes both
 /// (training, loss, accuracy, the confusion matrix): the dataset agrees with itself
-/// ([`Dataset::validate`]), the model accepts its rows (one row is run through it, so a wrong
-/// input width is reported before any work), its outputs are `[rows, k]`, and its targets are
+/// ([`Dataset::validate`]), the model accepts its rows ([`Model::input_features`], or one row
+/// is run through it, so a wrong input width is reported before any work), its outputs are `[rows, k]`, and its targets are
 /// ones the model can output (labels below its class count, or regression targets
 /// `[rows, k]`). Returns the output width k.
 pub(crate) fn check_data<E: Float, M: Model<E> + ?Sized>(
@@ -336,14 +343,19 @@ pub(crate) fn check_data<E: Float, M: Model<E> + ?Sized>(
             ),
         ));
     }
-    let first = data_set.x.select_rows(&[0])?;
-    let tape = Tape::<E>::new();
-    let shape = tape.no_grad(|| {
-        let bound = model.params().bind(&tape);
-        model
-            .forward(&bound, tape.constant(first))
-            .map(|v| v.shape().to_vec())
-    })?;
+    let shape = match model.output_features() {
+        Some(k) => vec![1, k],
+        None => {
+            let first = data_set.x.select_rows(&[0])?;
+            let tape = Tape::<E>::new();
+            tape.no_grad(|| {
+                let bound = model.params().bind(&tape);
+                model
+                    .forward(&bound, tape.constant(first))
+                    .map(|v| v.shape().to_vec())
+            })?
+        }
+    };
     if shape.len() != 2 || shape[0] != 1 || shape[1] == 0 {
         return Err(data(
             op,

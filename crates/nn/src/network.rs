@@ -652,7 +652,33 @@ impl<E: Float> Network<E> {
     /// parameters are created by [`CustomNode::init`] in the network's store as
     /// `NAME.PARAM`.
     ///
-    /// See [`CustomNode`] for an example.
+    /// ```
+    /// use rand::{Rng, SeedableRng, rngs::StdRng};
+    /// use tapegrad_autodiff::Var;
+    /// use tapegrad_nn::{CustomNode, Model, Network, Result};
+    /// use tapegrad_tensor::Tensor;
+    ///
+    /// /// x * s, one learned scale per feature.
+    /// #[derive(Debug)]
+    /// struct Scale;
+    /// impl CustomNode<f64> for Scale {
+    ///     fn kind(&self) -> &str { "scale" }
+    ///     fn output_width(&self, n: usize) -> Result<usize> { Ok(n) }
+    ///     fn init(&self, n: usize, _: &mut dyn Rng) -> Result<Vec<(String, Tensor<f64>)>> {
+    ///         Ok(vec![("s".into(), Tensor::full(&[n], 2.0))])
+    ///     }
+    ///     fn forward<'t>(&self, p: &[Var<'t, f64>], x: Var<'t, f64>) -> Result<Var<'t, f64>> {
+    ///         Ok(x.mul(p[0])?)
+    ///     }
+    /// }
+    ///
+    /// let mut net = Network::<f64>::new(3);
+    /// let s = net.custom("scale", &[net.input()], Scale, &mut StdRng::seed_from_u64(0))?;
+    /// net.set_output(s)?;
+    /// assert_eq!(net.predict(&Tensor::ones(&[1, 3]))?.to_vec(), vec![2.0; 3]);
+    /// assert!(net.custom("scale", &[net.input()], Scale, &mut StdRng::seed_from_u64(0)).is_err());
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
     ///
     /// # Errors
     ///
@@ -1312,6 +1338,11 @@ impl<E: Float> Model<E> for Network<E> {
 
     fn input_features(&self) -> Option<usize> {
         Some(Network::input_width(self))
+    }
+
+    /// The output node's width (`None` without an output: forward then says why).
+    fn output_features(&self) -> Option<usize> {
+        self.output_width().ok()
     }
 
     /// The output node's logits (`x W + b`; the sum or custom node's value when the output is

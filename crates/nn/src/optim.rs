@@ -203,6 +203,16 @@ impl<E: Float> Optimizer<E> {
     /// # Errors
     ///
     /// When the settings are out of range ([`OptimizerKind::validate_for`]).
+    ///
+    /// ```
+    /// use tapegrad_nn::{Optimizer, OptimizerKind, ParamGrads, ParamState, ParamStore};
+    /// use tapegrad_tensor::Tensor;
+    /// let adam = Optimizer::<f32>::new(OptimizerKind::adam())?;
+    /// assert_eq!(adam.steps, 0);
+    /// let bad = OptimizerKind::Sgd { momentum: 1.5, weight_decay: 0.0, nesterov: false };
+    /// assert!(Optimizer::<f32>::new(bad).is_err());
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
     pub fn new(kind: OptimizerKind) -> Result<Self> {
         kind.validate_for::<E>()?;
         Ok(Optimizer {
@@ -213,6 +223,22 @@ impl<E: Float> Optimizer<E> {
     }
 
     /// The state of one parameter, if it has any.
+    ///
+    /// ```
+    /// use tapegrad_nn::{Optimizer, OptimizerKind, ParamGrads, ParamState, ParamStore};
+    /// use tapegrad_tensor::Tensor;
+    /// let mut params = ParamStore::<f64>::new();
+    /// let w = params.insert("w", Tensor::zeros(&[2]));
+    /// let mut grads = ParamGrads::new();
+    /// grads.insert(w, Tensor::ones(&[2]));
+    /// let mut opt = Optimizer::new(OptimizerKind::adam())?;
+    /// assert!(opt.state(w).is_none());
+    /// opt.step(&mut params, &grads, 0.1)?;
+    /// let st = opt.state(w).unwrap();
+    /// assert_eq!(st.step, 1);
+    /// assert_eq!(st.first.as_ref().unwrap().to_vec(), vec![1.0 - 0.9; 2]); // (1 - beta1) g
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
     pub fn state(&self, id: ParamId) -> Option<&ParamState<E>> {
         self.states
             .iter()
@@ -230,6 +256,21 @@ impl<E: Float> Optimizer<E> {
     /// tensor's shape differs from the parameter's (both shapes named), when the tensors present
     /// are not the ones this optimizer keeps (Adam: both moments; SGD with momentum: the
     /// velocity only; plain SGD: none), or when the step count exceeds [`MAX_STEPS`].
+    ///
+    /// ```
+    /// use tapegrad_nn::{Optimizer, OptimizerKind, ParamGrads, ParamState, ParamStore};
+    /// use tapegrad_tensor::Tensor;
+    /// let mut params = ParamStore::<f64>::new();
+    /// let w = params.insert("w", Tensor::zeros(&[2]));
+    /// let mut opt = Optimizer::new(OptimizerKind::sgd_momentum(0.9))?;
+    /// let velocity = ParamState { step: 5, first: Some(Tensor::ones(&[2])), second: None };
+    /// opt.set_state(&params, w, Some(velocity))?;
+    /// assert_eq!(opt.state(w).map(|s| s.step), Some(5));
+    /// // A velocity of the wrong shape is refused, naming both shapes.
+    /// let wrong = ParamState { step: 1, first: Some(Tensor::ones(&[3])), second: None };
+    /// assert!(opt.set_state(&params, w, Some(wrong)).is_err());
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
     pub fn set_state(
         &mut self,
         params: &ParamStore<E>,

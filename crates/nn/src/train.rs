@@ -195,7 +195,7 @@ pub fn train_with<E: Float, M: Model<E> + ?Sized, R: Rng + ?Sized>(
     rng: &mut R,
     on_epoch: impl FnMut(&EpochStats, &M),
 ) -> Result<TrainReport> {
-    validate(model, data, config)?;
+    // `train_from` checks the settings and the data (once).
     let mut state = TrainState::new(config, rng)?;
     train_from(model, data, config, &mut state, on_epoch)
 }
