@@ -86,6 +86,53 @@ pub trait CustomOp<E: Float>: Send + Sync {
         output: &Tensor<E>,
         grad_output: &Tensor<E>,
     ) -> Result<Vec<Option<Tensor<E>>>>;
+
+    /// The backward written with `Var` ops, for derivatives of derivatives
+    /// ([`crate::Tape::grad`]): given the inputs, the output and the upstream gradient as vars
+    /// of the tape, one contribution per input (its shape) or `None`. The default, `None`, says
+    /// the op has none; `grad` then stops with [`AutodiffError::NotTwiceDifferentiable`]
+    /// naming it, while `backward` keeps working.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tapegrad_autodiff::{AutodiffError, CustomOp, Tape, Var};
+    /// use tapegrad_tensor::{Float, Tensor};
+    ///
+    /// /// x^3, with its backward 3 x^2 g written both ways.
+    /// struct Cube;
+    /// impl<E: Float> CustomOp<E> for Cube {
+    ///     fn name(&self) -> &str { "cube" }
+    ///     fn forward(&self, x: &[&Tensor<E>]) -> Result<Tensor<E>, AutodiffError> {
+    ///         Ok(x[0].map(|v| v * v * v))
+    ///     }
+    ///     fn backward(&self, x: &[&Tensor<E>], _: &Tensor<E>, g: &Tensor<E>)
+    ///         -> Result<Vec<Option<Tensor<E>>>, AutodiffError> {
+    ///         Ok(vec![Some(x[0].map(|v| E::from_f64(3.0) * v * v).mul(g)?)])
+    ///     }
+    ///     fn vjp<'t>(&self, x: &[Var<'t, E>], _: Var<'t, E>, g: Var<'t, E>)
+    ///         -> Option<Result<Vec<Option<Var<'t, E>>>, AutodiffError>> {
+    ///         Some(x[0].square().mul_scalar(E::from_f64(3.0)).mul(g).map(|d| vec![Some(d)]))
+    ///     }
+    /// }
+    ///
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::scalar(2.0));
+    /// let y = Var::custom(&[x], Arc::new(Cube))?;
+    /// let dy = tape.grad(y, &[x])?[0]; // 3 x^2 = 12
+    /// let d2y = tape.grad(dy, &[x])?[0]; // 6 x = 12
+    /// assert_eq!((dy.item()?, d2y.item()?), (12.0, 12.0));
+    /// # Ok::<(), AutodiffError>(())
+    /// ```
+    #[allow(clippy::type_complexity)]
+    fn vjp<'t>(
+        &self,
+        inputs: &[Var<'t, E>],
+        output: Var<'t, E>,
+        grad_output: Var<'t, E>,
+    ) -> Option<Result<Vec<Option<Var<'t, E>>>>> {
+        let _ = (inputs, output, grad_output);
+        None
+    }
 }
 
 /// An error of `op`'s user code, carrying its name and message (an error that already names

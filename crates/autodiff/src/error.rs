@@ -42,6 +42,16 @@ pub enum AutodiffError {
         /// The loss's shape.
         shape: Vec<usize>,
     },
+    /// [`crate::Tape::grad`] met an op whose backward is not written with `Var` ops, so the
+    /// gradient cannot be recorded as a graph (`backward` still differentiates it once).
+    #[error(
+        "{op} has no differentiable backward: Tape::grad cannot record its gradient as a graph \
+         (Tape::backward still computes it)"
+    )]
+    NotTwiceDifferentiable {
+        /// The op's name.
+        op: String,
+    },
     /// A user-defined op ([`crate::CustomOp`]) failed, or its backward broke its contract (the
     /// wrong number of gradients, a gradient of the wrong shape).
     #[error("custom op {op}: {reason}")]

@@ -117,9 +117,34 @@ where
     Err: From<AutodiffError> + std::error::Error,
     F: for<'t> Fn(&'t Tape<E>, &[Var<'t, E>]) -> Result<Var<'t, E>, Err>,
 {
+    check(inputs, h, false, f)
+}
+
+/// The check, with the finite differences evaluated on constants or (`as_vars`, for a function
+/// that differentiates its inputs itself, as [`crate::gradgradcheck`]'s does) on vars.
+pub(crate) fn check<E, Err, F>(
+    inputs: &[Tensor<E>],
+    h: f64,
+    as_vars: bool,
+    f: F,
+) -> Result<GradcheckReport, Err>
+where
+    E: Float,
+    Err: From<AutodiffError> + std::error::Error,
+    F: for<'t> Fn(&'t Tape<E>, &[Var<'t, E>]) -> Result<Var<'t, E>, Err>,
+{
     let eval = |values: &[Tensor<E>]| -> Result<f64, Err> {
         let tape = Tape::new();
-        let vars: Vec<Var<'_, E>> = values.iter().map(|v| tape.constant(v.clone())).collect();
+        let vars: Vec<Var<'_, E>> = values
+            .iter()
+            .map(|v| {
+                if as_vars {
+                    tape.var(v.clone())
+                } else {
+                    tape.constant(v.clone())
+                }
+            })
+            .collect();
         let out = f(&tape, &vars)?;
         Ok(out.item()?.to_f64())
     };

@@ -83,6 +83,7 @@ mod transpose;
 mod transpose_axes;
 mod unsqueeze;
 mod var_axis;
+pub(crate) mod vjp;
 mod where_cond;
 
 /// What computed a node, with the parameters its backward needs.
