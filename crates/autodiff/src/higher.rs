@@ -19,8 +19,8 @@ impl<E: Float> Tape<E> {
     /// `y` does not reach gets a zeros-valued constant.
     ///
     /// Each op's backward is recorded with `Var` ops (its differentiable path), so the gradient
-    /// graph shows in [`Tape::trace`] and [`Tape::to_dot`] like any other nodes, after the
-    /// nodes of `y`. `backward` keeps its own tensor code, which records nothing.
+    /// graph shows in [`Tape::trace`] (its ops marked `grad:`) and [`Tape::to_dot`] (dashed
+    /// boxes) after the nodes of `y`. `backward` keeps its own tensor code, which records nothing.
     ///
     /// ```
     /// use tapegrad_autodiff::Tape;
@@ -55,8 +55,12 @@ impl<E: Float> Tape<E> {
                 shape: shape.to_vec(),
             });
         }
+        let start = self.len() as u32;
         let seed = self.constant(Tensor::ones(&shape));
-        let got = grad_from(self, y, seed, wrt, 0)?;
+        let got = grad_from(self, y, seed, wrt, 0);
+        let end = self.len() as u32;
+        self.store.borrow_mut().grad_ranges.push((start, end));
+        let got = got?;
         got.into_iter()
             .zip(wrt)
             .map(|(g, w)| match g {

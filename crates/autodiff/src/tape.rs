@@ -100,6 +100,8 @@ pub(crate) struct Store<E: Float> {
     pub(crate) indices: Vec<usize>,
     /// The user-defined ops of `Op::Custom` nodes, by the index the node holds.
     pub(crate) customs: Vec<Arc<dyn crate::custom::CustomOp<E>>>,
+    /// The node ranges `start..end` that [`Tape::grad`] recorded (a gradient graph), in order.
+    pub(crate) grad_ranges: Vec<(u32, u32)>,
 }
 
 impl<E: Float> Store<E> {
@@ -143,6 +145,12 @@ impl<E: Float> Store<E> {
         self.tensor(i).map_or(&[], |t| t.shape())
     }
 
+    /// Whether node `i` belongs to a gradient graph recorded by [`Tape::grad`].
+    pub(crate) fn is_grad(&self, i: usize) -> bool {
+        let i = i as u32;
+        self.grad_ranges.iter().any(|&(a, b)| a <= i && i < b)
+    }
+
     /// The name of node `i`, if it has one.
     pub(crate) fn label(&self, i: usize) -> Option<&str> {
         self.labels
@@ -162,6 +170,7 @@ impl<E: Float> Store<E> {
         self.saved.clear();
         self.indices.clear();
         self.customs.clear();
+        self.grad_ranges.clear();
     }
 }
 

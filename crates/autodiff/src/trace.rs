@@ -60,10 +60,13 @@ pub(crate) fn rows<E: Float>(
     let mut table: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
     for i in range {
         let node = &store.nodes[i];
-        let op = match node.op.params() {
+        let mut op = match node.op.params() {
             p if p.is_empty() => store.op_name(i).to_string(),
             p => format!("{}({p})", store.op_name(i)),
         };
+        if store.is_grad(i) {
+            op.insert_str(0, "grad:");
+        }
         let id = if mark == Some(i) {
             format!(">{i}")
         } else {
@@ -219,9 +222,15 @@ impl<E: Float> Tape<E> {
                 "constant" | "detach" => "lightgrey",
                 _ => "white",
             };
+            // A gradient graph's nodes (Tape::grad) are dashed and tinted.
+            let (style, fill) = if store.is_grad(i) {
+                ("\"filled,dashed\"", if fill == "white" { "lightyellow" } else { fill })
+            } else {
+                ("filled", fill)
+            };
             let _ = writeln!(
                 out,
-                "  n{i} [label=\"{{{}}}\", style=filled, fillcolor={fill}];",
+                "  n{i} [label=\"{{{}}}\", style={style}, fillcolor={fill}];",
                 fields.join("|")
             );
             for input in store.inputs(i) {

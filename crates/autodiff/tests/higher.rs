@@ -497,3 +497,22 @@ fn second_order_gradcheck_of_shape_ops_and_reductions() {
         Ok(v[0].norm().square().mul(v[0].sum())?)
     });
 }
+
+#[test]
+fn the_trace_and_the_drawing_mark_the_gradient_graph() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(2.0)).named("x");
+    let y = x.square().mul(x).unwrap(); // x^3
+    let before = tape.len();
+    let dy = tape.grad(y, &[x]).unwrap()[0];
+    assert_eq!(dy.item().unwrap(), 12.0);
+    let trace = tape.trace();
+    let rows: Vec<&str> = trace.lines().skip(1).collect();
+    assert_eq!(rows.len(), tape.len());
+    for (i, row) in rows.iter().enumerate() {
+        assert_eq!(row.contains("grad:"), i >= before, "row {i}: {row}");
+    }
+    let dot = tape.to_dot();
+    assert_eq!(dot.matches("dashed").count(), tape.len() - before);
+    assert!(dot.contains(&format!("n{before} [label=")));
+}
