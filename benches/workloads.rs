@@ -924,3 +924,92 @@ impl RawTrain {
         total / n as f64
     }
 }
+
+/// H1: a Hessian-vector product of the 784-256-10 MLP's loss with respect to all its
+/// parameters (double backward: the gradient recorded as a graph by `Tape::grad`, its dot
+/// product with v differentiated by `backward`), against a gradient evaluation (forward and
+/// backward) of the same loss.
+pub struct MlpHvp {
+    net: Network,
+    x: Arc<Tensor>,
+    labels: Vec<usize>,
+    v: Vec<Tensor>,
+    tape: Tape,
+}
+
+impl MlpHvp {
+    pub fn new() -> Self {
+        let mut rng = StdRng::seed_from_u64(5);
+        let net = Network::mlp(&[784, 256, 10], &mut rng);
+        let x = Arc::new(Tensor::rand_uniform(&[64, 784], 0.0, 1.0, &mut rng));
+        let labels = (0..64).map(|i| (i * 7 + 3) % 10).collect();
+        let v = net
+            .params
+            .iter()
+            .map(|(_, p)| Tensor::rand_uniform(p.value().shape(), -1.0, 1.0, &mut rng))
+            .collect();
+        MlpHvp {
+            net,
+            x,
+            labels,
+            v,
+            tape: Tape::new(),
+        }
+    }
+
+    fn loss<'t>(&self, tape: &'t Tape, params: &[Var<'t, f32>]) -> Var<'t, f32> {
+        let x = tape.constant_shared(Arc::clone(&self.x));
+        x.linear(params[0], params[1])
+            .expect("fits")
+            .sigmoid()
+            .linear(params[2], params[3])
+            .expect("fits")
+            .softmax_cross_entropy(&self.labels)
+            .expect("labels")
+    }
+
+    /// H v; returns one of its elements.
+    pub fn hvp(&mut self) -> f32 {
+        self.tape.clear();
+        let tape = &self.tape;
+        let params: Vec<Var<'_, f32>> = self
+            .net
+            .params
+            .iter()
+            .map(|(_, p)| tape.var_shared(p.shared()))
+            .collect();
+        let loss = self.loss(tape, &params);
+        let g = tape.grad(loss, &params).expect("differentiable");
+        let mut dot = g[0]
+            .mul(tape.constant(self.v[0].clone()))
+            .expect("shapes")
+            .sum();
+        for (gi, vi) in g.iter().zip(&self.v).skip(1) {
+            let term = gi.mul(tape.constant(vi.clone())).expect("shapes").sum();
+            dot = dot.add(term).expect("scalars");
+        }
+        let grads = tape.backward(dot).expect("scalar");
+        grads[params[0]].as_slice()[0]
+    }
+
+    /// The gradient of the same loss (forward and backward); returns one element.
+    pub fn gradient(&mut self) -> f32 {
+        self.tape.clear();
+        let tape = &self.tape;
+        let params: Vec<Var<'_, f32>> = self
+            .net
+            .params
+            .iter()
+            .map(|(_, p)| tape.var_shared(p.shared()))
+            .collect();
+        let loss = self.loss(tape, &params);
+        let grads = tape.backward(loss).expect("scalar");
+        grads[params[0]].as_slice()[0]
+    }
+}
+
+impl Default for MlpHvp {
+    fn default() -> Self {
+        Self::new()
+    }
+}

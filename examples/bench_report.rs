@@ -184,6 +184,20 @@ fn main() {
             black_box(rt.epoch());
         }),
     });
+    let (mut hv, mut hg) = (MlpHvp::new(), MlpHvp::new());
+    workloads.push(Workload {
+        id: "H1",
+        what: "Hessian-vector product, MLP 784-256-10, batch 64; the floor column is a gradient",
+        unit: "us/iter",
+        scale: 1e6,
+        inner: 10,
+        ours: Box::new(move || {
+            black_box(hv.hvp());
+        }),
+        floor: Box::new(move || {
+            black_box(hg.gradient());
+        }),
+    });
     let (mut s, mut sf) = (SharedWeight::new(), SharedWeight::new());
     workloads.push(Workload {
         id: "W6",
@@ -228,9 +242,11 @@ fn main() {
         }),
     });
     workloads.sort_by_key(|w| {
-        ["W1", "W2", "W2b", "W3", "W4", "W5", "W6", "W7", "W8", "N1"]
-            .iter()
-            .position(|&i| i == w.id)
+        [
+            "W1", "W2", "W2b", "W3", "W4", "W5", "W6", "W7", "W8", "N1", "H1",
+        ]
+        .iter()
+        .position(|&i| i == w.id)
     });
 
     println!(

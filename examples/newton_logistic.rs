@@ -28,12 +28,21 @@ fn loss<'t>(
     let d = x.shape()[1];
     let z = tape.constant(x.clone()).matmul(w.reshape(&[d, 1])?)?;
     let bce = z.binary_cross_entropy_with_logits(tape.constant(y.clone()))?;
-    let penalty = w.narrow(0, 0, d - 1)?.square().sum().mul_scalar(lambda / 2.0);
+    let penalty = w
+        .narrow(0, 0, d - 1)?
+        .square()
+        .sum()
+        .mul_scalar(lambda / 2.0);
     bce.add(penalty)
 }
 
 /// Loss and gradient at `w`.
-fn value_and_grad(x: &Tensor<f64>, y: &Tensor<f64>, w: &Tensor<f64>, lambda: f64) -> (f64, Tensor<f64>) {
+fn value_and_grad(
+    x: &Tensor<f64>,
+    y: &Tensor<f64>,
+    w: &Tensor<f64>,
+    lambda: f64,
+) -> (f64, Tensor<f64>) {
     let tape = Tape::new();
     let wv = tape.var(w.clone());
     let l = loss(&tape, x, y, wv, lambda).expect("shapes fit");
@@ -56,10 +65,12 @@ fn solve(h: &Tensor<f64>, g: &Tensor<f64>) -> Tensor<f64> {
             .max_by(|&i, &j| a[i][c].abs().total_cmp(&a[j][c].abs()))
             .expect("rows left");
         a.swap(c, p);
-        for r in c + 1..n {
-            let f = a[r][c] / a[c][c];
-            for k in c..=n {
-                a[r][k] -= f * a[c][k];
+        let (top, below) = a.split_at_mut(c + 1);
+        let pivot = &top[c];
+        for row in below {
+            let f = row[c] / pivot[c];
+            for (v, &p) in row[c..].iter_mut().zip(&pivot[c..]) {
+                *v -= f * p;
             }
         }
     }
@@ -76,13 +87,24 @@ fn norm(t: &Tensor<f64>) -> f64 {
 }
 
 /// Newton's method from zero: one row per iteration (loss, gradient norm, weight norm).
-fn newton(x: &Tensor<f64>, y: &Tensor<f64>, lambda: f64, iterations: usize, tol: f64) -> Vec<(usize, f64, f64, f64)> {
+fn newton(
+    x: &Tensor<f64>,
+    y: &Tensor<f64>,
+    lambda: f64,
+    iterations: usize,
+    tol: f64,
+) -> Vec<(usize, f64, f64, f64)> {
     let d = x.shape()[1];
     let mut w = Tensor::zeros(&[d]);
     let mut rows = Vec::new();
     for it in 0..=iterations {
         let (l, g) = value_and_grad(x, y, &w, lambda);
-        rows.push((it, l, norm(&g), norm(&w.narrow(0, 0, d - 1).expect("d - 1 weights"))));
+        rows.push((
+            it,
+            l,
+            norm(&g),
+            norm(&w.narrow(0, 0, d - 1).expect("d - 1 weights")),
+        ));
         if norm(&g) < tol || it == iterations {
             break;
         }
@@ -107,7 +129,10 @@ fn main() -> common::Res {
     );
 
     println!("Newton's method, exact Hessian from the tape (31 x 31):");
-    println!("{:>4} {:>20} {:>12} {:>10}", "iter", "loss", "|grad|", "|w|");
+    println!(
+        "{:>4} {:>20} {:>12} {:>10}",
+        "iter", "loss", "|grad|", "|w|"
+    );
     let rows = newton(&x, &y, LAMBDA, 20, 1e-9);
     for &(it, l, g, w) in &rows {
         println!("{it:>4} {l:>20.15} {g:>12.3e} {w:>10.4}");
@@ -132,12 +157,18 @@ fn main() -> common::Res {
     }
     println!("SGD (batch 32, lr 0.1) on the same loss:");
     println!("{:>6} {:>20} {:>16}", "epoch", "loss", "above Newton's");
-    for &(e, l) in sgd.iter().filter(|(e, _)| [1, 5, 10, 20, 50, 100].contains(e)) {
+    for &(e, l) in sgd
+        .iter()
+        .filter(|(e, _)| [1, 5, 10, 20, 50, 100].contains(e))
+    {
         println!("{e:>6} {l:>20.15} {:>16.3e}", l - best);
     }
 
     println!("\nthe same Newton run without the penalty (the classes are linearly separable):");
-    println!("{:>4} {:>20} {:>12} {:>12}", "iter", "loss", "|grad|", "|w|");
+    println!(
+        "{:>4} {:>20} {:>12} {:>12}",
+        "iter", "loss", "|grad|", "|w|"
+    );
     let free = newton(&x, &y, 0.0, 25, 0.0);
     for &(it, l, g, w) in &free {
         println!("{it:>4} {l:>20.3e} {g:>12.3e} {w:>12.4e}");
@@ -191,13 +222,18 @@ fn main() -> common::Res {
         "log10 |w|",
         &[series(
             "log10 |w|",
-            free.iter().skip(1).map(|r| (r.0 as f64, r.3.log10())).collect(),
+            free.iter()
+                .skip(1)
+                .map(|r| (r.0 as f64, r.3.log10()))
+                .collect(),
             3,
         )],
     )?;
     println!("pictures: {} and {}", path.display(), path2.display());
     if last_g >= 1e-9 || last_it > 10 {
-        return Err(format!("Newton stopped at |grad| {last_g:e} after {last_it} iterations").into());
+        return Err(
+            format!("Newton stopped at |grad| {last_g:e} after {last_it} iterations").into(),
+        );
     }
     Ok(())
 }

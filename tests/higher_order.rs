@@ -8,7 +8,10 @@ use tapegrad::tensor::Tensor;
 /// Breast cancer, standardized, with a column of ones for the bias: `[569, 31]`, and labels.
 fn design() -> (Tensor<f64>, Tensor<f64>) {
     let data = nn::data::breast_cancer::<f64>();
-    let x = Standardizer::fit(&data.x).unwrap().transform(&data.x).unwrap();
+    let x = Standardizer::fit(&data.x)
+        .unwrap()
+        .transform(&data.x)
+        .unwrap();
     let n = x.shape()[0];
     let ones = Tensor::ones(&[n, 1]);
     let x = Tensor::concat(&[&x, &ones], 1).unwrap();
@@ -17,7 +20,12 @@ fn design() -> (Tensor<f64>, Tensor<f64>) {
     (x, y)
 }
 
-fn mean_bce<'t>(x: &Tensor<f64>, y: &Tensor<f64>, tape: &'t Tape<f64>, w: Var<'t, f64>) -> Var<'t, f64> {
+fn mean_bce<'t>(
+    x: &Tensor<f64>,
+    y: &Tensor<f64>,
+    tape: &'t Tape<f64>,
+    w: Var<'t, f64>,
+) -> Var<'t, f64> {
     let d = x.shape()[1];
     tape.constant(x.clone())
         .matmul(w.reshape(&[d, 1]).unwrap())
@@ -87,6 +95,9 @@ fn a_networks_input_gradient_is_differentiable_again() {
         let h = 1e-5;
         let numeric = (du(x0 + h).0 - du(x0 - h).0) / (2.0 * h);
         let (_, d2) = du(x0);
-        assert!((numeric - d2).abs() < 1e-7 * d2.abs().max(1.0), "{numeric} {d2}");
+        assert!(
+            (numeric - d2).abs() < 1e-7 * d2.abs().max(1.0),
+            "{numeric} {d2}"
+        );
     }
 }

@@ -212,6 +212,11 @@ fn every_example_runs_to_completion() {
             vec!["conv_digits_curves.svg", "conv_digits_filters.svg"],
         ),
         ("transformer", vec!["transformer_recall.svg"]),
+        (
+            "newton_logistic",
+            vec!["newton_logistic.svg", "newton_unpenalized.svg"],
+        ),
+        ("pinn", vec!["pinn.svg", "pinn_training.svg"]),
     ];
     if examples
         .iter()

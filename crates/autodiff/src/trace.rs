@@ -224,7 +224,10 @@ impl<E: Float> Tape<E> {
             };
             // A gradient graph's nodes (Tape::grad) are dashed and tinted.
             let (style, fill) = if store.is_grad(i) {
-                ("\"filled,dashed\"", if fill == "white" { "lightyellow" } else { fill })
+                (
+                    "\"filled,dashed\"",
+                    if fill == "white" { "lightyellow" } else { fill },
+                )
             } else {
                 ("filled", fill)
             };

@@ -27,6 +27,7 @@ mod elu;
 mod erf;
 mod exp;
 mod expm1;
+mod flat_index;
 mod flatten;
 mod gelu;
 mod gelu_tanh;
@@ -252,6 +253,18 @@ pub(crate) enum Op<E: Float> {
     Custom {
         index: u32,
     },
+    /// Elements at the flat positions `indices[start..start + len]` (internal: the
+    /// differentiable backwards record it).
+    GatherFlat {
+        start: u32,
+        len: u32,
+    },
+    /// Elements added into zeros at the flat positions `indices[start..start + len]`
+    /// (internal, the transpose of `GatherFlat`; the output's size is its value's).
+    ScatterFlat {
+        start: u32,
+        len: u32,
+    },
 }
 
 impl<E: Float> Op<E> {
@@ -332,6 +345,8 @@ impl<E: Float> Op<E> {
             Op::BceWithLogits => "binary_cross_entropy_with_logits",
             Op::SoftmaxCrossEntropy { .. } => "softmax_cross_entropy",
             Op::Custom { .. } => "custom",
+            Op::GatherFlat { .. } => "gather",
+            Op::ScatterFlat { .. } => "scatter_add",
         }
     }
 
@@ -493,6 +508,14 @@ impl<E: Float> Op<E> {
                 let op = ctx.custom(*index);
                 crate::custom::backward(ctx, &*op)
             }
+            Op::GatherFlat { start, len } => {
+                let at = ctx.indices(*start, *len);
+                flat_index::backward_gather(ctx, at)
+            }
+            Op::ScatterFlat { start, len, .. } => {
+                let at = ctx.indices(*start, *len);
+                flat_index::backward_scatter(ctx, at)
+            }
         }
     }
 
@@ -576,7 +599,9 @@ impl<E: Float> Op<E> {
             | Op::SoftmaxCrossEntropy { .. }
             | Op::WhereCond
             | Op::MaskedFill
-            | Op::Custom { .. } => None,
+            | Op::Custom { .. }
+            | Op::GatherFlat { .. }
+            | Op::ScatterFlat { .. } => None,
         }
     }
 }

@@ -180,7 +180,7 @@ fn expand<'t, E: Float>(
     shape: &[usize],
 ) -> Result<Var<'t, E>> {
     let g = if keepdim { g } else { g.unsqueeze(axis)? };
-    Ok(g.broadcast_to(shape)?)
+    g.broadcast_to(shape)
 }
 
 /// The differentiable backward of node `ctx.id`, whose op is `op`.
@@ -476,9 +476,31 @@ pub(crate) fn vjp<'t, E: Float>(op: &Op<E>, ctx: &VjpCtx<'t, E>) -> Result<Contr
             centred.mul(rstd)?.mul(gamma)?.add(beta)
         }),
         Op::Dropout => ctx.unary(|| g.mul(ctx.c(ctx.saved()))),
-        Op::Conv2d { .. } | Op::MaxPool2d { .. } | Op::AvgPool2d { .. } => {
-            Err(AutodiffError::NotTwiceDifferentiable {
-                op: op.name().to_string(),
+        Op::Conv2d { start } => conv2d_vjp(ctx, &ctx.indices(start, 4)),
+        Op::MaxPool2d { start, len } => ctx.unary(|| {
+            // The gradient goes to each window's maximum: a scatter by the stored positions.
+            let shape = ctx.x(0).shape();
+            let n = shape.iter().product();
+            g.reshape(&[len as usize])?
+                .scatter_flat(start, len, n)?
+                .reshape(&shape)
+        }),
+        Op::AvgPool2d { start } => {
+            // Each channel convolved with a constant kernel of 1 / (kh kw).
+            let p = ctx.indices(start, 4);
+            let (kernel, stride) = ((p[0], p[1]), (p[2], p[3]));
+            let shape = ctx.x(0).shape();
+            let (n, c, h, w) = (shape[0], shape[1], shape[2], shape[3]);
+            let k = ctx.c(Tensor::full(
+                &[1, 1, kernel.0, kernel.1],
+                E::ONE / E::from_usize(kernel.0 * kernel.1),
+            ));
+            composite(ctx, move |v| {
+                let y = v[0]
+                    .reshape(&[n * c, 1, h, w])?
+                    .conv2d(k, None, stride, (0, 0))?;
+                let (ho, wo) = (y.shape()[2], y.shape()[3]);
+                y.reshape(&[n, c, ho, wo])
             })
         }
         Op::Softmax { axis } => composite(ctx, |v| {
@@ -503,6 +525,15 @@ pub(crate) fn vjp<'t, E: Float>(op: &Op<E>, ctx: &VjpCtx<'t, E>) -> Result<Contr
                 Ok(picked.mul_scalar(-E::ONE / n))
             })
         }
+        Op::GatherFlat { start, len } => ctx.unary(|| {
+            let shape = ctx.x(0).shape();
+            g.scatter_flat(start, len, shape.iter().product())?
+                .reshape(&shape)
+        }),
+        Op::ScatterFlat { start, len, .. } => ctx.unary(|| {
+            let shape = ctx.x(0).shape();
+            g.gather_flat(start, len)?.reshape(&shape)
+        }),
         Op::Custom { index } => {
             let op = std::sync::Arc::clone(&ctx.tape.store().customs[index as usize]);
             let inputs: Vec<Var<'t, E>> = (0..ctx.inputs.len()).map(|k| ctx.x(k)).collect();
@@ -601,4 +632,92 @@ fn matmul_vjp<'t, E: Float>(ctx: &VjpCtx<'t, E>, transposed: bool) -> Result<Con
         None
     };
     Ok(SmallVec::from_iter([da, db]))
+}
+
+/// A matrix `[out, inp]` with a 1 at `(i * stride + a, i)` for `a < width`: multiplying by it
+/// spreads each of `inp` entries over `width` places `stride` apart (width 1: the zeros a
+/// strided convolution skips).
+fn spread<E: Float>(out: usize, inp: usize, stride: usize, width: usize) -> Tensor<E> {
+    let mut t = Tensor::zeros(&[out, inp]);
+    for i in 0..inp {
+        for a in 0..width {
+            let r = i * stride + a;
+            if r < out {
+                t.as_mut_slice()[r * inp + i] = E::ONE;
+            }
+        }
+    }
+    t
+}
+
+/// conv2d's backward with conv2d and matmul: the upstream gradient dilated by the stride,
+/// padded, and convolved with the flipped, transposed kernel gives the input's gradient; the
+/// padded input, batch and channels swapped, convolved with the dilated gradient gives the
+/// kernel's.
+fn conv2d_vjp<'t, E: Float>(ctx: &VjpCtx<'t, E>, p: &[usize]) -> Result<Contribs<'t, E>> {
+    let (sh, sw, ph, pw) = (p[0], p[1], p[2], p[3]);
+    let (x, w) = (ctx.x(0), ctx.x(1));
+    let (xs, ws, gs) = (x.shape(), w.shape(), ctx.g.shape());
+    let (h, wd) = (xs[2], xs[3]);
+    let (kh, kw) = (ws[2], ws[3]);
+    let (ho, wo) = (gs[2], gs[3]);
+    let (hp, wp) = (h + 2 * ph, wd + 2 * pw);
+    // The gradient dilated to the stride-1 output size: [n, o, hd, wd].
+    let (hd, wdd) = ((ho - 1) * sh + 1, (wo - 1) * sw + 1);
+    let g = ctx.g;
+    let gd = if sh == 1 && sw == 1 {
+        g
+    } else {
+        let uh = ctx.c(spread(hd, ho, sh, 1));
+        let uw = ctx.c(spread::<E>(wdd, wo, sw, 1).t());
+        uh.matmul(g)?.matmul(uw)?
+    };
+    let dx = if ctx.wants[0] {
+        // Full correlation of the dilated gradient with the flipped kernel, over the padded
+        // input; rows and columns a stride skipped at the end get zeros; then the padding is
+        // cut away.
+        let flip_h: Vec<usize> = (0..kh).rev().collect();
+        let flip_w: Vec<usize> = (0..kw).rev().collect();
+        let wf = w
+            .index_select(2, &flip_h)?
+            .index_select(3, &flip_w)?
+            .transpose(0, 1)?;
+        let full = gd
+            .pad(
+                &[
+                    (0, 0),
+                    (0, 0),
+                    (kh - 1, kh - 1 + hp - kh + 1 - hd),
+                    (kw - 1, kw - 1 + wp - kw + 1 - wdd),
+                ],
+                E::ZERO,
+            )?
+            .conv2d(wf, None, (1, 1), (0, 0))?; // [n, c, hp, wp]
+        Some(full.narrow(2, ph, h)?.narrow(3, pw, wd)?)
+    } else {
+        None
+    };
+    let dw = if ctx.wants[1] {
+        let xp = x.pad(&[(0, 0), (0, 0), (ph, ph), (pw, pw)], E::ZERO)?;
+        let corr = xp
+            .transpose(0, 1)?
+            .conv2d(gd.transpose(0, 1)?, None, (1, 1), (0, 0))?; // [c, o, hp - hd + 1, ...]
+        Some(corr.narrow(2, 0, kh)?.narrow(3, 0, kw)?.transpose(0, 1)?)
+    } else {
+        None
+    };
+    let db = if ctx.inputs.len() > 2 && ctx.wants[2] {
+        Some(
+            g.sum_axis(3, false)?
+                .sum_axis(2, false)?
+                .sum_axis(0, false)?,
+        )
+    } else {
+        None
+    };
+    let mut out: Contribs<'t, E> = SmallVec::from_iter([dx, dw]);
+    if ctx.inputs.len() > 2 {
+        out.push(db);
+    }
+    Ok(out)
 }
