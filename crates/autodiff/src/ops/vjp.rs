@@ -7,8 +7,15 @@
 //! - smooth ops write their derivative with `Var` ops (`exp`: `g * y`);
 //! - piecewise-linear ones (relu, abs, clamp, max, the masks of maximum and where) multiply by a
 //!   constant mask: their derivative is constant where it exists, so its own derivative is 0;
-//! - composite ops (softmax, layer norm, the losses, gelu) record their forward again from
-//!   primitive ops and differentiate that ([`composite`]): one definition, exact to rounding.
+//! - composite ops (softmax, layer norm, the losses, gelu, average pooling) record their
+//!   forward again from primitive ops and differentiate that ([`composite`]): one definition,
+//!   exact to rounding;
+//! - ops that route elements (convolution, max pooling, index selects) write their backward
+//!   with other linear ops: correlations with a flipped kernel, one-hot products, and the
+//!   internal gather and scatter by stored positions, each the other's transpose.
+//!
+//! Custom ops take part through [`crate::CustomOp::vjp`]; one without it is named in a
+//! [`AutodiffError::NotTwiceDifferentiable`].
 
 use smallvec::SmallVec;
 use tapegrad_tensor::{Float, Tensor};
