@@ -583,3 +583,31 @@ fn second_order_gradcheck_of_convolution_and_pooling() {
         );
     }
 }
+
+#[test]
+fn third_order_through_the_internal_gather_and_scatter() {
+    // The second derivative of max pooling records a scatter; differentiating that graph once
+    // more records its transpose, the gather.
+    let x = t(&[1, 2, 4, 4], 40);
+    check("max_pool2d, third order", &[x.clone()], |v| {
+        let y = v[0].max_pool2d((2, 2), (2, 2))?.powf(4.0).sum();
+        let g = v[0].tape().grad(y, &[v[0]])?[0];
+        Ok(g.square().sum())
+    });
+    check("index_select, third order", &[t(&[3, 2], 41)], |v| {
+        let y = v[0].index_select(0, &[2, 0, 2])?.powf(4.0).sum();
+        let g = v[0].tape().grad(y, &[v[0]])?[0];
+        Ok(g.square().sum())
+    });
+    let tape = Tape::<f64>::new();
+    let xv = tape.var(x);
+    let y = xv.max_pool2d((2, 2), (2, 2)).unwrap().powf(4.0).sum();
+    let g = tape.grad(y, &[xv]).unwrap()[0];
+    let g2 = tape.grad(g.square().sum(), &[xv]).unwrap()[0];
+    let trace = tape.trace();
+    assert!(
+        trace.contains("grad:scatter_add") && trace.contains("grad:gather"),
+        "{trace}"
+    );
+    assert_eq!(g2.shape().as_slice(), &[1, 2, 4, 4]);
+}
