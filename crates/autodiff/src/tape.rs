@@ -145,6 +145,12 @@ impl<E: Float> Store<E> {
         self.tensor(i).map_or(&[], |t| t.shape())
     }
 
+    /// Whether node `i`'s value is a shared tensor ([`Tape::var_shared`]).
+    pub(crate) fn is_shared(&self, i: usize) -> bool {
+        let v = self.nodes[i].value;
+        v != RANK0 && v & SHARED != 0
+    }
+
     /// Whether node `i` belongs to a gradient graph recorded by [`Tape::grad`].
     pub(crate) fn is_grad(&self, i: usize) -> bool {
         let i = i as u32;
@@ -212,6 +218,10 @@ pub struct Tape<E: Float = f32> {
     slots: Cell<u32>,
     recording: Cell<bool>,
     check_finite: Cell<bool>,
+    /// Whether forward and backward times are measured ([`Tape::set_profiling`]).
+    pub(crate) profiling: Cell<bool>,
+    /// The times measured while profiling.
+    pub(crate) prof: RefCell<crate::profile::Prof>,
     /// The node of the first non-finite forward value found by the finite check, reported by
     /// the next fallible op or by `backward` (the error is built then, so it shows the label
     /// given with `named` right after the op).
@@ -256,6 +266,8 @@ impl<E: Float> Tape<E> {
             slots: Cell::new(0),
             recording: Cell::new(true),
             check_finite: Cell::new(false),
+            profiling: Cell::new(false),
+            prof: RefCell::new(crate::profile::Prof::default()),
             pending: Cell::new(None),
         }
     }
@@ -386,6 +398,7 @@ impl<E: Float> Tape<E> {
     /// ```
     pub fn clear(&mut self) {
         self.store.get_mut().clear();
+        self.prof.get_mut().clear(self.profiling.get());
         self.slots.set(0);
         self.pending.set(None);
     }
@@ -539,6 +552,9 @@ impl<E: Float> Tape<E> {
         if !finite && self.pending.get().is_none() {
             self.pending.set(Some(id));
         }
+        if self.profiling.get() {
+            self.prof.borrow_mut().forward_node(id);
+        }
         Var::new(self, id as u32)
     }
 
@@ -567,6 +583,9 @@ impl<E: Float> Tape<E> {
         });
         if self.check_finite.get() && !value.is_finite() && self.pending.get().is_none() {
             self.pending.set(Some(id));
+        }
+        if self.profiling.get() {
+            self.prof.borrow_mut().forward_node(id);
         }
         Var::new(self, id as u32)
     }
@@ -650,7 +669,12 @@ impl<E: Float> Tape<E> {
             scalars[root] = Some(E::ONE);
         }
         let check = self.check_finite.get();
+        let profiling = self.profiling.get();
+        let mut clock = profiling.then(|| crate::profile::BackwardClock::start(root + 1));
         for i in (0..=root).rev() {
+            if let Some(c) = clock.as_mut() {
+                c.tick(i);
+            }
             let node = &nodes[i];
             if !node.requires_grad {
                 continue;
@@ -695,6 +719,9 @@ impl<E: Float> Tape<E> {
                     }
                 }
             }
+        }
+        if let Some(c) = clock {
+            self.prof.borrow_mut().set_backward(c.finish());
         }
         Ok(Gradients::new(self, nodes.len(), tensors, scalars))
     }
