@@ -1,5 +1,8 @@
-//! The performance workloads W1-W5 of issue 6, each as tapegrad code and as the hand-written
-//! floor (the same math on the same matrixmultiply kernels, preallocated buffers, no graph).
+//! tapegrad's own performance workloads, each as tapegrad code and as the hand-written floor
+//! (the same math on the same matrixmultiply kernels, preallocated buffers, no graph). The
+//! floors call matrixmultiply directly, as they always have, so their figures stay comparable
+//! across sessions; `tapegrad::tensor::kernels::gemm` is the public way to the kernel tapegrad
+//! runs (which computes small products without matrixmultiply's packing).
 //! Shared by the criterion benches and `examples/bench_report.rs`.
 #![allow(dead_code)] // each user takes what it needs
 

@@ -7,77 +7,34 @@
 //! floor back to back, at one thread and then at two, so a slow spell hits all four; ratios are
 //! medians of the per-repetition ratios.
 //!
-//! Run: `cargo run --release --example bench_report` (`--quick` for 3 repetitions).
+//! Built on `tapegrad::harness`, which a benchmark of your own workloads uses the same way.
+//!
+//! Run: `cargo run --release --example bench_report` (`--quick` for 3 repetitions, `--only
+//! W2,N1` for some rows).
 
 #[path = "../benches/workloads.rs"]
 mod workloads;
 
 use std::hint::black_box;
-use std::time::Instant;
+
+use tapegrad::harness;
 
 use tapegrad::prelude::*;
 use workloads::*;
 
-/// One workload: tapegrad's and the floor's code, each run `inner` times per sample.
+/// One workload as written below, handed to [`harness::Workload`].
 struct Workload {
     id: &'static str,
     what: &'static str,
     unit: &'static str,
-    /// Seconds per call to the unit.
     scale: f64,
     inner: usize,
     ours: Box<dyn FnMut()>,
     floor: Box<dyn FnMut()>,
 }
 
-/// Seconds per call of `f`, over `inner` calls.
-fn sample(f: &mut dyn FnMut(), inner: usize) -> f64 {
-    let t = Instant::now();
-    for _ in 0..inner {
-        f();
-    }
-    t.elapsed().as_secs_f64() / inner as f64
-}
-
-fn median(mut v: Vec<f64>) -> f64 {
-    v.sort_by(f64::total_cmp);
-    v[v.len() / 2]
-}
-
-/// The medians for one workload: per thread count (1, 2), tapegrad and floor seconds and the
-/// median ratio; and the medians of the per-repetition two-thread gains of each.
-struct Measured {
-    at: [(f64, f64, f64); 2],
-    gain: (f64, f64),
-}
-
-fn measure(w: &mut Workload, reps: usize) -> Measured {
-    for threads in [1, 2] {
-        tapegrad::tensor::set_num_threads(threads);
-        for _ in 0..w.inner.div_ceil(4).max(1) {
-            (w.ours)();
-            (w.floor)();
-        }
-    }
-    // samples[rep] = [ours@1, floor@1, ours@2, floor@2]
-    let samples: Vec<[f64; 4]> = (0..reps)
-        .map(|_| {
-            let mut s = [0.0; 4];
-            for (t, threads) in [1, 2].into_iter().enumerate() {
-                tapegrad::tensor::set_num_threads(threads);
-                s[2 * t] = sample(&mut w.ours, w.inner);
-                s[2 * t + 1] = sample(&mut w.floor, w.inner);
-            }
-            s
-        })
-        .collect();
-    let col = |i: usize| median(samples.iter().map(|s| s[i]).collect());
-    let ratio = |a: usize, b: usize| median(samples.iter().map(|s| s[a] / s[b]).collect());
-    Measured {
-        at: [(col(0), col(1), ratio(0, 1)), (col(2), col(3), ratio(2, 3))],
-        gain: (ratio(0, 2), ratio(1, 3)),
-    }
-}
+#[global_allocator]
+static ALLOC: harness::CountingAlloc = harness::CountingAlloc;
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -249,39 +206,23 @@ fn main() {
         .position(|&i| i == w.id)
     });
 
-    println!(
-        "| id | workload | threads | tapegrad | floor | ratio | 2-thread gain (tapegrad / floor) |"
-    );
-    println!("|---|---|---:|---:|---:|---:|---:|");
-    for w in &mut workloads {
-        if only.as_ref().is_some_and(|o| !o.iter().any(|i| i == w.id)) {
-            continue;
-        }
-        let m = measure(w, reps);
-        for (t, &(ours, floor, ratio)) in m.at.iter().enumerate() {
-            let gain = if t == 1 {
-                format!("{:.2}x / {:.2}x", m.gain.0, m.gain.1)
-            } else {
-                String::new()
-            };
-            println!(
-                "| {} | {} | {} | {:.1} {} | {:.1} {} | {:.2}x | {} |",
-                w.id,
-                w.what,
-                t + 1,
-                ours * w.scale,
-                w.unit,
-                floor * w.scale,
-                w.unit,
-                ratio,
-                gain
-            );
-        }
-    }
+    let mut chosen: Vec<harness::Workload<'_>> = workloads
+        .into_iter()
+        .filter(|w| only.as_ref().is_none_or(|o| o.iter().any(|i| i == w.id)))
+        .map(|w| {
+            harness::Workload::new(w.id, w.unit, w.scale, w.ours, w.floor)
+                .what(w.what)
+                .inner(w.inner)
+        })
+        .collect();
+    let report = harness::Harness::new().reps(reps).run(&mut chosen);
+    print!("{}", report.markdown());
     println!(
         "\n(f32; {reps} repetitions, each timing tapegrad and the floor back to back at 1 and then \
          2 threads; medians, and ratios as medians of the per-repetition ratios. Thread count set \
          with set_num_threads; the floor splits products of at least 2^24 multiply-adds over the \
-         same worker threads, through tapegrad::tensor::run_parallel.)"
+         same worker threads, through tapegrad::tensor::run_parallel. Allocations per call are \
+         the calling thread's.)\n"
     );
+    print!("{}", report.json_lines());
 }

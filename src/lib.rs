@@ -1,6 +1,8 @@
 #![doc = include_str!("../README.md")]
 #![deny(missing_docs)]
 
+pub mod harness;
+
 pub use tapegrad_autodiff as autodiff;
 pub use tapegrad_nn as nn;
 pub use tapegrad_tensor as tensor;

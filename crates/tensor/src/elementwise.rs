@@ -342,7 +342,7 @@ binary_ops! {
 }
 
 /// Elements per thread from which [`Tensor::map_par`] splits its work (about 100 us of `exp`).
-const PAR_MIN_ELEMENTS: usize = 1 << 15;
+pub(crate) const PAR_MIN_ELEMENTS: usize = 1 << 15;
 
 /// The output buffer of [`Tensor::map_par`], written by several threads at disjoint indices.
 struct OutPtr<E>(*mut std::mem::MaybeUninit<E>);

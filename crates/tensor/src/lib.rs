@@ -43,6 +43,7 @@ mod display;
 mod elementwise;
 mod error;
 mod float;
+pub mod kernels;
 mod layout;
 mod matmul;
 mod ops;
