@@ -331,9 +331,19 @@ thread_local! {
 /// per call beside the times; only the calling thread's allocations are counted (a product
 /// split over worker threads allocates its packing buffers there).
 ///
-/// ```ignore
+/// ```standalone_crate
+/// use tapegrad::harness::CountingAlloc;
+///
 /// #[global_allocator]
-/// static ALLOC: tapegrad::harness::CountingAlloc = tapegrad::harness::CountingAlloc;
+/// static ALLOC: CountingAlloc = CountingAlloc;
+///
+/// fn main() {
+///     let before = CountingAlloc::allocations().expect("installed");
+///     let v = std::hint::black_box(vec![1u8; 100]);
+///     // One for the vector, one for the probe of the second reading.
+///     assert_eq!(CountingAlloc::allocations().unwrap() - before, 2);
+///     drop(v);
+/// }
 /// ```
 pub struct CountingAlloc;
 

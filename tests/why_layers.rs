@@ -217,6 +217,7 @@ fn every_example_runs_to_completion() {
             vec!["newton_logistic.svg", "newton_unpenalized.svg"],
         ),
         ("pinn", vec!["pinn.svg", "pinn_training.svg"]),
+        ("bench_your_model", vec![]),
     ];
     if examples
         .iter()
