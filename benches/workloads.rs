@@ -181,6 +181,11 @@ impl MlpTapegrad {
         }
     }
 
+    /// The tape, to profile a step.
+    pub fn tape_mut(&mut self) -> &mut Tape {
+        &mut self.tape
+    }
+
     /// Forward, loss (softmax cross-entropy, or BCE from logits for one output), backward and
     /// an in-place SGD update. Returns the loss.
     pub fn step(&mut self) -> f32 {

@@ -299,7 +299,7 @@ pub fn gemm_tn_batch_sum_into<E: Float>(
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
 /// Products with fewer multiply-adds than this run on the calling thread.
-const PARALLEL_MIN_MACS: usize = 1 << 24;
+const PARALLEL_MIN_MACS: usize = 1 << 22;
 
 /// Sets how many threads a large matrix product, or an expensive elementwise map over a large
 /// tensor, may use (at least 1). Without the `threads` feature everything runs on one thread.
@@ -382,7 +382,29 @@ unsafe fn accumulate_lines<E: Float>(
     }
 }
 
-/// C = alpha op(A) op(B) + beta C by plain loops, for tiny products (a 2-8-1 network's layers).
+/// The dot product of two equally long slices, in eight independent partial sums so that the
+/// loop vectorizes (one running sum is a chain of dependent additions the compiler may not
+/// reorder).
+#[inline]
+fn dot<E: Float>(a: &[E], b: &[E]) -> E {
+    let mut acc = [E::ZERO; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for l in 0..8 {
+            acc[l] += x[l] * y[l];
+        }
+    }
+    let mut tail = E::ZERO;
+    for (&x, &y) in ra.iter().zip(rb) {
+        tail += x * y;
+    }
+    ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// C = alpha op(A) op(B) + beta C by plain loops, for tiny products (a 2-8-1 network's layers)
+/// and for matrix-vector products (one row or one column of output), where matrixmultiply
+/// would pack both operands to compute one line.
 #[allow(clippy::too_many_arguments)]
 unsafe fn gemm_tiny<E: Float>(
     (m, k, n): (usize, usize, usize),
@@ -434,7 +456,7 @@ unsafe fn gemm_tiny<E: Float>(
                         std::slice::from_raw_parts(block.b.offset(j * csb), k),
                     )
                 };
-                acc = a.iter().zip(b).fold(acc, |acc, (&a, &b)| acc + a * b);
+                acc = dot(a, b);
             } else {
                 for p in 0..k as isize {
                     // SAFETY: i < m, j < n, p < k index inside the matrices the strides describe.
@@ -470,7 +492,9 @@ unsafe fn gemm_blocks<E: Float>(
     beta: E,
     (rsc, csc): (isize, isize),
 ) {
-    if m.saturating_mul(n).saturating_mul(k) <= TINY_MACS {
+    let macs = m.saturating_mul(n).saturating_mul(k);
+    let vector = (m == 1 || n == 1) && (macs < PARALLEL_MIN_MACS || num_threads() <= 1);
+    if macs <= TINY_MACS || vector {
         // SAFETY: as for the kernel: the pointers and strides describe valid matrices.
         unsafe {
             gemm_tiny(
