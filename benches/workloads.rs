@@ -1021,3 +1021,77 @@ impl Default for MlpHvp {
         Self::new()
     }
 }
+
+/// W5 replayed: the same step as [`MlpTapegrad`] (binary cross-entropy from logits of a
+/// two-layer sigmoid network, plain SGD), its graph recorded once; each step runs backward,
+/// updates the parameters, and replays the tape with them (`Tape::replay`).
+pub struct MlpReplay {
+    tape: Tape<f32>,
+    params: Vec<Tensor<f32>>,
+    ids: [usize; 4],
+    loss: usize,
+    lr: f32,
+}
+
+impl MlpReplay {
+    pub fn new(sizes: &[usize], batch: usize, lr: f32) -> Self {
+        let w = MlpTapegrad::new(sizes, batch, lr);
+        assert_eq!(*sizes.last().expect("sizes"), 1, "one output (BCE)");
+        let params: Vec<Tensor<f32>> = w
+            .net
+            .params
+            .iter()
+            .map(|(_, p)| p.value().clone())
+            .collect();
+        let tape = Tape::new();
+        let (ids, loss) = {
+            let v: Vec<Var<'_, f32>> = params.iter().map(|p| tape.var(p.clone())).collect();
+            let x = tape.constant_shared(Arc::clone(&w.x));
+            let labels = &w.labels;
+            let t = tape.constant(Tensor::from_fn(&[labels.len(), 1], |i| labels[i] as f32));
+            let z = x
+                .linear(v[0], v[1])
+                .expect("fits")
+                .sigmoid()
+                .linear(v[2], v[3])
+                .expect("fits");
+            let loss = z.binary_cross_entropy_with_logits(t).expect("fits");
+            (
+                [v[0].index(), v[1].index(), v[2].index(), v[3].index()],
+                loss.index(),
+            )
+        };
+        MlpReplay {
+            tape,
+            params,
+            ids,
+            loss,
+            lr,
+        }
+    }
+
+    /// Backward, an in-place SGD update, and a replay with the new parameters. Returns the loss.
+    pub fn step(&mut self) -> f32 {
+        let tape = &self.tape;
+        let loss = tape.node(self.loss).expect("recorded");
+        let value = loss.item().expect("scalar");
+        let vars = self.ids.map(|i| tape.node(i).expect("recorded"));
+        {
+            let grads = tape.backward(loss).expect("scalar loss");
+            for (p, v) in self.params.iter_mut().zip(vars) {
+                for (pv, &g) in p.as_mut_slice().iter_mut().zip(grads[v].as_slice()) {
+                    *pv -= self.lr * g;
+                }
+            }
+        }
+        let p = &self.params;
+        tape.replay(&[
+            (vars[0], &p[0]),
+            (vars[1], &p[1]),
+            (vars[2], &p[2]),
+            (vars[3], &p[3]),
+        ])
+        .expect("same shapes");
+        value
+    }
+}

@@ -141,6 +141,23 @@ fn main() {
             black_box(rt.epoch());
         }),
     });
+    let (mut r, mut rf) = (
+        MlpReplay::new(&[2, 8, 1], 4, 0.1),
+        MlpFloor::new(&[2, 8, 1], 4, 0.1),
+    );
+    workloads.push(Workload {
+        id: "W5r",
+        what: "XOR 2-8-1, 4 samples, SGD step, graph replayed (Tape::replay)",
+        unit: "us/step",
+        scale: 1e6,
+        inner: 20_000,
+        ours: Box::new(move || {
+            black_box(r.step());
+        }),
+        floor: Box::new(move || {
+            black_box(rf.step());
+        }),
+    });
     let (mut hv, mut hg) = (MlpHvp::new(), MlpHvp::new());
     workloads.push(Workload {
         id: "H1",

@@ -42,6 +42,14 @@ pub enum AutodiffError {
         /// The loss's shape.
         shape: Vec<usize>,
     },
+    /// [`crate::Tape::replay`] was given a value it cannot take.
+    #[error("cannot replay with node #{id}: {reason}")]
+    Replay {
+        /// The node.
+        id: usize,
+        /// What is wrong.
+        reason: String,
+    },
     /// [`crate::Tape::grad`] met an op whose backward is not written with `Var` ops, so the
     /// gradient cannot be recorded as a graph (`backward` still differentiates it once).
     #[error(

@@ -33,6 +33,7 @@ mod gradients;
 mod higher;
 mod ops;
 mod profile;
+mod replay;
 mod tape;
 mod trace;
 mod var;

@@ -145,6 +145,49 @@ impl<E: Float> Store<E> {
         self.tensor(i).map_or(&[], |t| t.shape())
     }
 
+    /// Sets leaf `i`'s value to a copy of `t` (of the recorded shape): in place into the tape's
+    /// own buffer, or, for a shared leaf, into a buffer of its own from then on.
+    pub(crate) fn set_value(&mut self, i: usize, t: &Tensor<E>) {
+        let node = &mut self.nodes[i];
+        node.x = t.as_slice().first().copied().unwrap_or(E::ZERO);
+        match node.value {
+            RANK0 => {}
+            v if v & SHARED != 0 => {
+                let arc = &mut self.shared[(v & !SHARED) as usize];
+                match Arc::get_mut(arc) {
+                    Some(own) => own.as_mut_slice().copy_from_slice(t.as_slice()),
+                    None => *arc = Arc::new(t.clone()),
+                }
+            }
+            v => self.values[v as usize]
+                .as_mut_slice()
+                .copy_from_slice(t.as_slice()),
+        }
+    }
+
+    /// Stores node `i`'s recomputed value, saved tensor and index lists.
+    pub(crate) fn set_recomputed(&mut self, i: usize, r: crate::ops::replay::Recomputed<E>) {
+        let node = &mut self.nodes[i];
+        node.x = r.value.as_slice().first().copied().unwrap_or(E::ZERO);
+        match node.value {
+            RANK0 => {}
+            v if v & SHARED != 0 => unreachable!("only leaves hold shared values"),
+            v => {
+                debug_assert_eq!(self.values[v as usize].shape(), r.value.shape());
+                self.values[v as usize] = r.value;
+            }
+        }
+        if let Some(t) = r.saved
+            && let Ok(at) = self.saved.binary_search_by_key(&(i as u32), |(id, _)| *id)
+        {
+            self.saved[at].1 = t;
+        }
+        if let Some((start, list)) = r.indices {
+            let start = start as usize;
+            self.indices[start..start + list.len()].copy_from_slice(&list);
+        }
+    }
+
     /// Whether node `i`'s value is a shared tensor ([`Tape::var_shared`]).
     pub(crate) fn is_shared(&self, i: usize) -> bool {
         let v = self.nodes[i].value;
@@ -217,7 +260,7 @@ pub struct Tape<E: Float = f32> {
     /// The number of gradient slots handed out (see `Node::slot`).
     slots: Cell<u32>,
     recording: Cell<bool>,
-    check_finite: Cell<bool>,
+    pub(crate) check_finite: Cell<bool>,
     /// Whether forward and backward times are measured ([`Tape::set_profiling`]).
     pub(crate) profiling: Cell<bool>,
     /// The times measured while profiling.
@@ -225,7 +268,7 @@ pub struct Tape<E: Float = f32> {
     /// The node of the first non-finite forward value found by the finite check, reported by
     /// the next fallible op or by `backward` (the error is built then, so it shows the label
     /// given with `named` right after the op).
-    pending: Cell<Option<usize>>,
+    pub(crate) pending: Cell<Option<usize>>,
 }
 
 impl<E: Float> Default for Tape<E> {

@@ -29,22 +29,28 @@ impl<'t, E: Float> Var<'t, E> {
     /// When the shapes differ, or `targets` belongs to another tape.
     pub fn binary_cross_entropy_with_logits(self, targets: Var<'t, E>) -> Result<Self> {
         self.record_binary(targets, "binary_cross_entropy_with_logits", |z, t| {
-            super::mse::same_shape("binary_cross_entropy_with_logits", z, t)?;
-            let n = E::from_usize(z.len());
-            // softplus(z) - z t, with softplus(z) = max(z, 0) + ln(1 + e^-|z|); the same e^-|z|
-            // gives sigmoid(z), which the backward reads instead of computing it again.
-            let mut total = E::ZERO;
-            let (zs, ts) = (z.as_slice(), t.as_slice());
-            let sig = Tensor::from_fn(z.shape(), |i| {
-                let (z, t) = (zs[i], ts[i]);
-                let e = (-z.abs()).exp();
-                total += z.max(E::ZERO) + e.ln_1p() - z * t;
-                let r = E::ONE / (E::ONE + e);
-                if z >= E::ZERO { r } else { e * r }
-            });
-            Ok((Op::BceWithLogits, Tensor::scalar(total / n), Some(sig)))
+            let (loss, sig) = compute(z, t)?;
+            Ok((Op::BceWithLogits, loss, Some(sig)))
         })
     }
+}
+
+/// The loss and sigmoid(z) (which the backward reads); recording and replay share it.
+pub(super) fn compute<E: Float>(z: &Tensor<E>, t: &Tensor<E>) -> Result<(Tensor<E>, Tensor<E>)> {
+    super::mse::same_shape("binary_cross_entropy_with_logits", z, t)?;
+    let n = E::from_usize(z.len());
+    // softplus(z) - z t, with softplus(z) = max(z, 0) + ln(1 + e^-|z|); the same e^-|z| gives
+    // sigmoid(z), which the backward reads instead of computing it again.
+    let mut total = E::ZERO;
+    let (zs, ts) = (z.as_slice(), t.as_slice());
+    let sig = Tensor::from_fn(z.shape(), |i| {
+        let (z, t) = (zs[i], ts[i]);
+        let e = (-z.abs()).exp();
+        total += z.max(E::ZERO) + e.ln_1p() - z * t;
+        let r = E::ONE / (E::ONE + e);
+        if z >= E::ZERO { r } else { e * r }
+    });
+    Ok((Tensor::scalar(total / n), sig))
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {

@@ -30,7 +30,7 @@ impl<E: Float> Var<'_, E> {
     pub fn masked_fill(self, mask: &Tensor<E>, value: E) -> Result<Self> {
         self.try_record_unary(|x| {
             let y = x.masked_fill(mask, value)?;
-            Ok((Op::MaskedFill, y, Some(mask.clone())))
+            Ok((Op::MaskedFill(value), y, Some(mask.clone())))
         })
     }
 }

@@ -31,8 +31,11 @@ impl<E: Float> Var<'_, E> {
     /// For an input not rank 4, a window that does not fit, or a stride of 0.
     pub fn max_pool2d(self, kernel: (usize, usize), stride: (usize, usize)) -> Result<Self> {
         let (y, at) = self.with_value(|x| x.max_pool2d_with_indices(kernel, stride))?;
+        let (params, _) = self
+            .tape()
+            .push_indices(&[kernel.0, kernel.1, stride.0, stride.1]);
         let (start, len) = self.tape().push_indices(&at);
-        self.try_record_unary(|_| Ok((Op::MaxPool2d { start, len }, y, None)))
+        self.try_record_unary(|_| Ok((Op::MaxPool2d { start, len, params }, y, None)))
     }
 }
 

@@ -62,6 +62,7 @@ mod pow;
 mod powf;
 mod recip;
 mod relu;
+pub(crate) mod replay;
 mod reshape;
 mod scalar_div;
 mod select_rows;
@@ -126,7 +127,8 @@ pub(crate) enum Op<E: Float> {
         hi: E,
     },
     WhereCond,
-    MaskedFill,
+    /// The fill value.
+    MaskedFill(E),
     Recip,
     Sin,
     Cos,
@@ -156,10 +158,11 @@ pub(crate) enum Op<E: Float> {
     Stack {
         axis: u32,
     },
-    /// (before, after) pairs flattened in `indices[start..start + len]`.
+    /// (before, after) pairs flattened in `indices[start..start + len]`, and the fill value.
     Pad {
         start: u32,
         len: u32,
+        value: E,
     },
     IndexSelect {
         axis: u32,
@@ -227,10 +230,12 @@ pub(crate) enum Op<E: Float> {
     Conv2d {
         start: u32,
     },
-    /// Each window's argmax (a flat input index) at `indices[start..start + len]`.
+    /// Each window's argmax (a flat input index) at `indices[start..start + len]`; kernel and
+    /// stride (kh, kw, sh, sw) at `indices[params..params + 4]`.
     MaxPool2d {
         start: u32,
         len: u32,
+        params: u32,
     },
     /// Kernel and stride (kh, kw, sh, sw) at `indices[start..start + 4]`.
     AvgPool2d {
@@ -296,7 +301,7 @@ impl<E: Float> Op<E> {
             Op::Pow => "pow",
             Op::Clamp { .. } => "clamp",
             Op::WhereCond => "where_cond",
-            Op::MaskedFill => "masked_fill",
+            Op::MaskedFill(_) => "masked_fill",
             Op::Recip => "recip",
             Op::Sin => "sin",
             Op::Cos => "cos",
@@ -413,7 +418,7 @@ impl<E: Float> Op<E> {
             Op::Pow => pow::backward(ctx),
             Op::Clamp { lo, hi } => clamp::backward(ctx, *lo, *hi),
             Op::WhereCond => where_cond::backward(ctx),
-            Op::MaskedFill => masked_fill::backward(ctx),
+            Op::MaskedFill(_) => masked_fill::backward(ctx),
             Op::Recip => recip::backward(ctx),
             Op::Sin => sin::backward(ctx),
             Op::Cos => cos::backward(ctx),
@@ -435,7 +440,7 @@ impl<E: Float> Op<E> {
             }
             Op::TransposeAxes { a, b } => transpose_axes::backward(ctx, *a as usize, *b as usize),
             Op::Stack { axis } => stack::backward(ctx, *axis as usize),
-            Op::Pad { start, len } => {
+            Op::Pad { start, len, .. } => {
                 let pads = ctx.indices(*start, *len);
                 pad::backward(ctx, pads)
             }
@@ -488,7 +493,7 @@ impl<E: Float> Op<E> {
                 let params = ctx.indices(*start, 4);
                 conv2d::backward(ctx, params)
             }
-            Op::MaxPool2d { start, len } => {
+            Op::MaxPool2d { start, len, .. } => {
                 let at = ctx.indices(*start, *len);
                 max_pool2d::backward(ctx, at)
             }
@@ -598,7 +603,7 @@ impl<E: Float> Op<E> {
             | Op::BceWithLogits
             | Op::SoftmaxCrossEntropy { .. }
             | Op::WhereCond
-            | Op::MaskedFill
+            | Op::MaskedFill(_)
             | Op::Custom { .. }
             | Op::GatherFlat { .. }
             | Op::ScatterFlat { .. } => None,

@@ -26,17 +26,7 @@ impl<'t, E: Float> Var<'t, E> {
     ///
     /// When the shapes differ, or `target` belongs to another tape.
     pub fn mse(self, target: Var<'t, E>) -> Result<Self> {
-        self.record_binary(target, "mse", |p, t| {
-            same_shape("mse", p, t)?;
-            let n = E::from_usize(p.len());
-            let total: E = p
-                .as_slice()
-                .iter()
-                .zip(t.as_slice())
-                .map(|(&a, &b)| (a - b) * (a - b))
-                .sum();
-            Ok((Op::Mse, Tensor::scalar(total / n), None))
-        })
+        self.record_binary(target, "mse", |p, t| Ok((Op::Mse, compute(p, t)?, None)))
     }
 }
 
@@ -51,6 +41,19 @@ pub(super) fn same_shape<E: Float>(op: &'static str, a: &Tensor<E>, b: &Tensor<E
         .into());
     }
     Ok(())
+}
+
+/// The mean squared error of `p` against `t` (recording and replay share it).
+pub(super) fn compute<E: Float>(p: &Tensor<E>, t: &Tensor<E>) -> Result<Tensor<E>> {
+    same_shape("mse", p, t)?;
+    let n = E::from_usize(p.len());
+    let total: E = p
+        .as_slice()
+        .iter()
+        .zip(t.as_slice())
+        .map(|(&a, &b)| (a - b) * (a - b))
+        .sum();
+    Ok(Tensor::scalar(total / n))
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>) -> Result<()> {

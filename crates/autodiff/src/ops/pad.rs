@@ -29,7 +29,7 @@ impl<E: Float> Var<'_, E> {
     pub fn pad(self, pads: &[(usize, usize)], value: E) -> Result<Self> {
         let flat: Vec<usize> = pads.iter().flat_map(|&(b, a)| [b, a]).collect();
         let (start, len) = self.tape().push_indices(&flat);
-        self.try_record_unary(|x| Ok((Op::Pad { start, len }, x.pad(pads, value)?, None)))
+        self.try_record_unary(|x| Ok((Op::Pad { start, len, value }, x.pad(pads, value)?, None)))
     }
 }
 

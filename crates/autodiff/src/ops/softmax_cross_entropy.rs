@@ -31,39 +31,42 @@ impl<E: Float> Var<'_, E> {
     pub fn softmax_cross_entropy(self, labels: &[usize]) -> Result<Self> {
         let (start, len) = self.tape().push_indices(labels);
         self.try_record_unary(|z| {
-            if z.rank() != 2 {
-                return Err(TensorError::Rank {
-                    op: "softmax_cross_entropy",
-                    expected: "logits of rank 2 ([samples, classes])",
-                    shape: z.shape().to_vec(),
-                }
-                .into());
-            }
-            let log_p = z.log_softmax(1)?;
-            let picked = log_p.gather(labels).map_err(|e| match e {
-                TensorError::ShapeMismatch { lhs, rhs, .. } => TensorError::ShapeMismatch {
-                    op: "softmax_cross_entropy (logits, labels)",
-                    lhs,
-                    rhs,
-                },
-                TensorError::Index { index, shape, .. } => TensorError::Index {
-                    op: "softmax_cross_entropy (label of row, class)",
-                    index,
-                    shape,
-                },
-                other => other,
-            })?;
-            let n = E::from_usize(labels.len());
-            let loss = -picked.as_slice().iter().copied().sum::<E>() / n;
-            let mut probs = log_p;
-            probs.map_inplace(|v| v.exp());
-            Ok((
-                Op::SoftmaxCrossEntropy { start, len },
-                Tensor::scalar(loss),
-                Some(probs),
-            ))
+            let (loss, probs) = compute(z, labels)?;
+            Ok((Op::SoftmaxCrossEntropy { start, len }, loss, Some(probs)))
         })
     }
+}
+
+/// The loss and the softmax probabilities (which the backward reads); recording and replay
+/// share it.
+pub(super) fn compute<E: Float>(z: &Tensor<E>, labels: &[usize]) -> Result<(Tensor<E>, Tensor<E>)> {
+    if z.rank() != 2 {
+        return Err(TensorError::Rank {
+            op: "softmax_cross_entropy",
+            expected: "logits of rank 2 ([samples, classes])",
+            shape: z.shape().to_vec(),
+        }
+        .into());
+    }
+    let log_p = z.log_softmax(1)?;
+    let picked = log_p.gather(labels).map_err(|e| match e {
+        TensorError::ShapeMismatch { lhs, rhs, .. } => TensorError::ShapeMismatch {
+            op: "softmax_cross_entropy (logits, labels)",
+            lhs,
+            rhs,
+        },
+        TensorError::Index { index, shape, .. } => TensorError::Index {
+            op: "softmax_cross_entropy (label of row, class)",
+            index,
+            shape,
+        },
+        other => other,
+    })?;
+    let n = E::from_usize(labels.len());
+    let loss = -picked.as_slice().iter().copied().sum::<E>() / n;
+    let mut probs = log_p;
+    probs.map_inplace(|v| v.exp());
+    Ok((Tensor::scalar(loss), probs))
 }
 
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, labels: &[usize]) -> Result<()> {

@@ -257,7 +257,7 @@ pub(crate) fn vjp<'t, E: Float>(op: &Op<E>, ctx: &VjpCtx<'t, E>) -> Result<Contr
             let off = on.map(|c| E::ONE - c);
             ctx.binary(|| g.mul(ctx.c(on)), || g.mul(ctx.c(off)))
         }
-        Op::MaskedFill => ctx.unary(|| {
+        Op::MaskedFill(_) => ctx.unary(|| {
             let shape = ctx.yv().shape().to_vec();
             let mask = ctx.saved().broadcast_to(&shape)?;
             g.mul(ctx.c(mask.map(|m| if m != E::ZERO { E::ZERO } else { E::ONE })))
@@ -340,7 +340,7 @@ pub(crate) fn vjp<'t, E: Float>(op: &Op<E>, ctx: &VjpCtx<'t, E>) -> Result<Contr
                 })
                 .collect()
         }
-        Op::Pad { start, len } => ctx.unary(|| {
+        Op::Pad { start, len, .. } => ctx.unary(|| {
             let flat = ctx.indices(start, len);
             let shape = ctx.x(0).shape();
             let mut r = g;
@@ -484,7 +484,7 @@ pub(crate) fn vjp<'t, E: Float>(op: &Op<E>, ctx: &VjpCtx<'t, E>) -> Result<Contr
         }),
         Op::Dropout => ctx.unary(|| g.mul(ctx.c(ctx.saved()))),
         Op::Conv2d { start } => conv2d_vjp(ctx, &ctx.indices(start, 4)),
-        Op::MaxPool2d { start, len } => ctx.unary(|| {
+        Op::MaxPool2d { start, len, .. } => ctx.unary(|| {
             // The gradient goes to each window's maximum: a scatter by the stored positions.
             let shape = ctx.x(0).shape();
             let n = shape.iter().product();

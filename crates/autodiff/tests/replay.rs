@@ -1,0 +1,169 @@
+//! A replayed step gives bit for bit what a new recording gives; what the graph fixed is
+//! checked.
+
+use tapegrad_autodiff::{AutodiffError, Tape, Var};
+use tapegrad_tensor::Tensor;
+
+fn t(shape: &[usize], seed: usize) -> Tensor<f64> {
+    Tensor::from_fn(shape, |i| {
+        (((i + seed * 13) * 37 % 23) as f64 / 23.0 - 0.45) * 1.7
+    })
+}
+
+/// A graph over many ops: a conv layer with pooling, layer norm, an MLP head, softmax
+/// cross-entropy, plus reductions, shape ops and elementwise ops on the side.
+fn model<'t>(v: &[Var<'t, f64>]) -> Var<'t, f64> {
+    let (img, k, kb, g, b, w, wb) = (v[0], v[1], v[2], v[3], v[4], v[5], v[6]);
+    let h = img
+        .conv2d(k, Some(kb), (1, 1), (1, 1))
+        .unwrap()
+        .relu()
+        .max_pool2d((2, 2), (2, 2))
+        .unwrap(); // [2, 3, 2, 2]
+    let flat = h.reshape(&[2, 12]).unwrap().layer_norm(g, b, 1e-5).unwrap();
+    let z = flat.linear(w, wb).unwrap().tanh(); // [2, 4]
+    let ce = z.softmax_cross_entropy(&[1, 3]).unwrap();
+    let side = z
+        .max_axis(1, false)
+        .unwrap()
+        .add(z.logsumexp(1, false).unwrap())
+        .unwrap()
+        .mul(z.narrow(1, 0, 1).unwrap().squeeze(1).unwrap().sigmoid())
+        .unwrap()
+        .sum();
+    let stats = z.var_axis(0, false, 1).unwrap().sqrt().mean();
+    let scal = ce.mul(side).unwrap().add_scalar(0.5).powf(1.5) + stats.exp();
+    scal.add(z.t().cumsum(0).unwrap().abs().mean()).unwrap()
+}
+
+fn leaves(seed: usize) -> Vec<Tensor<f64>> {
+    vec![
+        t(&[2, 2, 4, 4], seed),
+        t(&[3, 2, 3, 3], seed + 1),
+        t(&[3], seed + 2),
+        t(&[12], seed + 3).map(|x| x.abs() + 0.5),
+        t(&[12], seed + 4),
+        t(&[12, 4], seed + 5),
+        t(&[4], seed + 6),
+    ]
+}
+
+fn bits(x: &Tensor<f64>) -> Vec<u64> {
+    x.as_slice().iter().map(|v| v.to_bits()).collect()
+}
+
+#[test]
+fn a_replayed_step_matches_a_new_recording_bit_for_bit() {
+    let tape = Tape::<f64>::new();
+    let vars: Vec<Var<'_, f64>> = leaves(1).into_iter().map(|x| tape.var(x)).collect();
+    let loss = model(&vars);
+    let nodes = tape.len();
+    let first = loss.item().unwrap();
+    for seed in [5, 9, 1] {
+        let new = leaves(seed);
+        let pairs: Vec<(Var<'_, f64>, &Tensor<f64>)> = vars.iter().copied().zip(&new).collect();
+        tape.replay(&pairs).unwrap();
+        assert_eq!(tape.len(), nodes, "replay records nothing");
+        let fresh = Tape::<f64>::new();
+        let fvars: Vec<Var<'_, f64>> = new.iter().map(|x| fresh.var(x.clone())).collect();
+        let floss = model(&fvars);
+        assert_eq!(
+            loss.item().unwrap().to_bits(),
+            floss.item().unwrap().to_bits()
+        );
+        // Every node's value, and every leaf's gradient.
+        for i in 0..nodes {
+            let (a, b) = (
+                tape.node(i).unwrap().value(),
+                fresh.node(i).unwrap().value(),
+            );
+            assert_eq!(bits(&a), bits(&b), "node {i}");
+        }
+        let (g, fg) = (tape.backward(loss).unwrap(), fresh.backward(floss).unwrap());
+        for (a, b) in vars.iter().zip(&fvars) {
+            assert_eq!(bits(&g[*a]), bits(&fg[*b]));
+        }
+    }
+    // Back to the first values: the first loss.
+    let first_leaves = leaves(1);
+    let pairs: Vec<(Var<'_, f64>, &Tensor<f64>)> =
+        vars.iter().copied().zip(&first_leaves).collect();
+    tape.replay(&pairs).unwrap();
+    assert_eq!(loss.item().unwrap().to_bits(), first.to_bits());
+}
+
+#[test]
+fn scalar_graphs_and_gradient_graphs_replay_too() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(0.7));
+    let a = tape.constant(Tensor::scalar(1.3));
+    let mut y = x;
+    for _ in 0..20 {
+        y = (y * a).tanh() + x.sin();
+    }
+    let dy = tape.grad(y, &[x]).unwrap()[0];
+    let d2y = tape.grad(dy, &[x]).unwrap()[0];
+    for x0 in [0.1, -2.0, 3.5] {
+        tape.replay(&[(x, &Tensor::scalar(x0))]).unwrap();
+        let fresh = Tape::<f64>::new();
+        let fx = fresh.var(Tensor::scalar(x0));
+        let fa = fresh.constant(Tensor::scalar(1.3));
+        let mut fy = fx;
+        for _ in 0..20 {
+            fy = (fy * fa).tanh() + fx.sin();
+        }
+        let fdy = fresh.grad(fy, &[fx]).unwrap()[0];
+        let fd2y = fresh.grad(fdy, &[fx]).unwrap()[0];
+        assert_eq!(y.item().unwrap().to_bits(), fy.item().unwrap().to_bits());
+        assert_eq!(dy.item().unwrap().to_bits(), fdy.item().unwrap().to_bits());
+        assert_eq!(
+            d2y.item().unwrap().to_bits(),
+            fd2y.item().unwrap().to_bits()
+        );
+    }
+}
+
+#[test]
+fn what_the_graph_fixed_is_checked() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::ones(&[2, 3]));
+    let y = x.exp().sum();
+    // Another shape: an error naming the node and both shapes; nothing changes.
+    let err = tape.replay(&[(x, &Tensor::zeros(&[3, 2]))]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "cannot replay with node #0: it was recorded with shape [2, 3], the new value has [3, 2]"
+    );
+    assert_eq!(y.item().unwrap(), 6.0 * 1f64.exp());
+    // Not a leaf.
+    let err = tape.replay(&[(y, &Tensor::scalar(1.0))]).unwrap_err();
+    assert!(matches!(err, AutodiffError::Replay { id: 2, .. }), "{err}");
+    assert!(err.to_string().contains("a sum node, not a leaf"), "{err}");
+    // A var of another tape.
+    let other = Tape::<f64>::new();
+    let z = other.var(Tensor::ones(&[2, 3]));
+    assert!(matches!(
+        tape.replay(&[(z, &Tensor::ones(&[2, 3]))]),
+        Err(AutodiffError::ForeignVar { .. })
+    ));
+    // The finite check reports a NaN a replay produces.
+    tape.set_check_finite(true);
+    let w = tape.var(Tensor::scalar(1.0));
+    let l = w.ln();
+    let err = tape.replay(&[(w, &Tensor::scalar(-1.0))]).unwrap_err();
+    assert!(matches!(err, AutodiffError::NonFinite(_)), "{err}");
+    let _ = l;
+}
+
+#[test]
+fn a_replay_keeps_the_dropout_mask_it_recorded() {
+    let tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::ones(&[64]));
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(3);
+    let y = x.dropout(0.5, &mut rng).unwrap();
+    let kept: Vec<bool> = y.value().as_slice().iter().map(|&v| v != 0.0).collect();
+    tape.replay(&[(x, &Tensor::full(&[64], 3.0))]).unwrap();
+    let again: Vec<bool> = y.value().as_slice().iter().map(|&v| v != 0.0).collect();
+    assert_eq!(kept, again);
+    assert!(y.value().as_slice().iter().all(|&v| v == 0.0 || v == 6.0));
+}
