@@ -217,7 +217,7 @@ fn main() {
     });
     workloads.sort_by_key(|w| {
         [
-            "W1", "W2", "W2b", "W3", "W4", "W5", "W6", "W7", "W8", "N1", "H1",
+            "W1", "W2", "W2b", "W3", "W4", "W5", "W5r", "W6", "W7", "W8", "N1", "H1",
         ]
         .iter()
         .position(|&i| i == w.id)
