@@ -14,8 +14,7 @@ mod models;
 use std::time::Instant;
 
 use plotters::prelude::*;
-use tapegrad::nn::checkpoint::{load_checkpoint, save_checkpoint};
-use tapegrad::nn::{self, Dataset, Model, OptimizerKind, TrainConfig, TrainState};
+use tapegrad::nn::{self, Dataset, Model, OptimizerKind, TrainConfig};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 use tapegrad::tensor::Tensor;
 
@@ -98,18 +97,7 @@ fn main() -> common::Res {
 
     // Resume from the mid-way checkpoint in a fresh model: the same bits at the end.
     let mut resumed = ConvNet::new(side, channels, 10, &mut StdRng::seed_from_u64(99));
-    let mut state: TrainState = load_checkpoint(&mid_ckpt, &mut resumed)?;
-    let rest = TrainConfig {
-        checkpoint_every: 0,
-        checkpoint_path: None,
-        ..config.clone()
-    };
-    nn::train_from(&mut resumed, &train, &rest, &mut state, |_, _| {})?;
-    let same = model
-        .params()
-        .iter()
-        .zip(resumed.params().iter())
-        .all(|((_, a), (_, b))| a.value() == b.value());
+    let same = models::resumes_to(&model, &mut resumed, &mid_ckpt, &train, &config)?;
     println!(
         "resumed from the epoch-{mid} checkpoint: final parameters {} the uninterrupted run's",
         if same {
@@ -118,18 +106,11 @@ fn main() -> common::Res {
             "DIFFERENT from"
         }
     );
-    save_checkpoint(&ckpt, &model, &state)?;
     if !same {
         return Err("the resumed run differs".into());
     }
 
-    let series = |name: &str, points: Vec<(f64, f64)>, c: usize| common::Series {
-        name: name.into(),
-        points,
-        color: common::color(c),
-        dashed: false,
-        points_only: false,
-    };
+    let series = |name: &str, points, c| common::Series::line(name, points, common::color(c));
     let curves_path = out.join(format!("conv_{name}_curves.svg"));
     common::line_chart(
         &curves_path,

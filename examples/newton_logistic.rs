@@ -182,13 +182,7 @@ fn main() -> common::Res {
          iteration, past 1e4 at iteration {past} and {grown:.3e} at iteration {k}"
     );
 
-    let series = |name: &str, points: Vec<(f64, f64)>, c: usize| common::Series {
-        name: name.into(),
-        points,
-        color: common::color(c),
-        dashed: false,
-        points_only: false,
-    };
+    let series = |name: &str, points, c| common::Series::line(name, points, common::color(c));
     let path = out.join("newton_logistic.svg");
     common::line_chart(
         &path,

@@ -111,12 +111,9 @@ fn main() -> common::Res {
     let bound = net.bind(&bound_tape);
     let [u, _, d2u] = derivatives(&net, &bound, &bound_tape, &grid)?;
     let (u, d2u) = (u.value(), d2u.value());
-    let series = |name: &str, points: Vec<(f64, f64)>, c: usize, dashed: bool| common::Series {
-        name: name.into(),
-        points,
-        color: common::color(c),
+    let series = |name: &str, points, c, dashed| common::Series {
         dashed,
-        points_only: false,
+        ..common::Series::line(name, points, common::color(c))
     };
     let xsv = grid.as_slice();
     let path = out.join("pinn.svg");

@@ -14,7 +14,6 @@ mod models;
 
 use std::time::Instant;
 
-use tapegrad::nn::checkpoint::load_checkpoint;
 use tapegrad::nn::{self, Activation, Model, Network, OptimizerKind, TrainConfig};
 use tapegrad::rand::{SeedableRng, rngs::StdRng};
 
@@ -129,13 +128,7 @@ fn main() -> common::Res {
         2,
         &mut StdRng::seed_from_u64(7),
     );
-    let mut state = load_checkpoint(&mid_ckpt, &mut resumed)?;
-    nn::train_from(&mut resumed, &train, &mlp_config, &mut state, |_, _| {})?;
-    let same = model
-        .params()
-        .iter()
-        .zip(resumed.params().iter())
-        .all(|((_, a), (_, b))| a.value() == b.value());
+    let same = models::resumes_to(&model, &mut resumed, &mid_ckpt, &train, &config)?;
     println!(
         "\nresumed from the epoch-{mid} checkpoint: final parameters {} the uninterrupted run's",
         if same {
@@ -147,13 +140,7 @@ fn main() -> common::Res {
     if !same {
         return Err("the resumed run differs".into());
     }
-    let series = |name: &str, points: Vec<(f64, f64)>, c: usize| common::Series {
-        name: name.into(),
-        points,
-        color: common::color(c),
-        dashed: false,
-        points_only: false,
-    };
+    let series = |name: &str, points, c| common::Series::line(name, points, common::color(c));
     let path = out.join("transformer_recall.svg");
     common::line_chart(
         &path,

@@ -4,7 +4,10 @@
 #![allow(dead_code)] // each user takes some of these
 
 use tapegrad::autodiff::Var;
-use tapegrad::nn::{Activation, Bound, Dataset, Init, Model, ParamId, ParamStore, Result};
+use tapegrad::nn::checkpoint::load_checkpoint;
+use tapegrad::nn::{
+    self, Activation, Bound, Dataset, Init, Model, ParamId, ParamStore, Result, TrainConfig,
+};
 use tapegrad::rand::{Rng, RngExt};
 use tapegrad::tensor::Tensor;
 
@@ -279,4 +282,35 @@ impl Model for Transformer {
         let last = r.narrow(1, t - 1, 1)?.reshape(&[n, d])?;
         Ok(last.layer_norm(gf, bf, 1e-5)?.linear(hw, hb)?)
     }
+}
+
+/// Loads the checkpoint at `path` into `fresh`, trains it on to `config.epochs` (without
+/// checkpoints), and says whether its parameters end bit for bit on `reference`'s.
+pub fn resumes_to<M: Model>(
+    reference: &M,
+    fresh: &mut M,
+    path: &std::path::Path,
+    data: &Dataset,
+    config: &TrainConfig,
+) -> Result<bool> {
+    let mut state = load_checkpoint(path, fresh)?;
+    let rest = TrainConfig {
+        checkpoint_every: 0,
+        checkpoint_path: None,
+        ..config.clone()
+    };
+    nn::train_from(fresh, data, &rest, &mut state, |_, _| {})?;
+    let bits = |m: &M| -> Vec<u32> {
+        m.params()
+            .iter()
+            .flat_map(|(_, p)| {
+                p.value()
+                    .as_slice()
+                    .iter()
+                    .map(|v| v.to_bits())
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    };
+    Ok(bits(reference) == bits(fresh))
 }
