@@ -77,3 +77,18 @@ fn steady_state_training_steps_allocate_nothing() {
         );
     }
 }
+
+#[test]
+fn a_replayed_step_allocates_nothing() {
+    tapegrad::tensor::set_num_threads(1);
+    let mut w = workloads::MlpReplay::new(&[2, 8, 1], 4, 0.1);
+    for _ in 0..3 {
+        w.step();
+    }
+    let steady = allocations_in(|| {
+        for _ in 0..5 {
+            w.step();
+        }
+    });
+    assert_eq!(steady, 0, "W5 replayed: {steady} heap allocations in 5 warm steps");
+}
