@@ -1,12 +1,13 @@
 //! Training steps W2 (784-256-10, batch 64), W2b (batch 512), W3 (logistic regression, 569 x 30
-//! full batch) and W5 (XOR, 2-8-1, 4 samples): tapegrad beside the hand-written floor. Run at
+//! full batch) and W5 (XOR, 2-8-1, 4 samples; also replayed, `Tape::replay`): tapegrad beside
+//! the hand-written floor. Run at
 //! one and two threads with `TAPEGRAD_NUM_THREADS=1` / `=2`.
 
 use std::hint::black_box;
 
 use criterion::Criterion;
 
-use crate::workloads::{LogregFloor, LogregTapegrad, MlpFloor, MlpTapegrad};
+use crate::workloads::{LogregFloor, LogregTapegrad, MlpFloor, MlpReplay, MlpTapegrad};
 
 /// Registers the training-step family.
 pub fn bench(c: &mut Criterion) {
@@ -21,6 +22,11 @@ pub fn bench(c: &mut Criterion) {
         group.bench_function("tapegrad", |b| b.iter(|| black_box(t.step())));
         let mut f = MlpFloor::new(&sizes, batch, 0.1);
         group.bench_function("floor", |b| b.iter(|| black_box(f.step())));
+        if sizes[2] == 1 {
+            // W5r: the same step with its graph recorded once and replayed.
+            let mut r = MlpReplay::new(&sizes, batch, 0.1);
+            group.bench_function("tapegrad_replayed", |b| b.iter(|| black_box(r.step())));
+        }
         group.finish();
     }
     let mut group = c.benchmark_group(format!("W3_logreg_569x30_t{threads}"));
