@@ -90,5 +90,8 @@ fn a_replayed_step_allocates_nothing() {
             w.step();
         }
     });
-    assert_eq!(steady, 0, "W5 replayed: {steady} heap allocations in 5 warm steps");
+    assert_eq!(
+        steady, 0,
+        "W5 replayed: {steady} heap allocations in 5 warm steps"
+    );
 }
