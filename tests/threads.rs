@@ -209,3 +209,39 @@ fn a_panicking_parallel_job_reaches_the_caller_and_the_pool_still_works() {
     });
     assert_eq!(single.shape(), &[512, 256]);
 }
+
+#[test]
+fn every_parallel_job_runs_exactly_once_whoever_takes_it() {
+    // The caller takes any job no worker has started; a job must never run twice or not at
+    // all, whichever thread wins it. Four callers at once, many small calls each.
+    within(60, "exactly-once jobs", || {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let callers: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    let counts: Vec<AtomicUsize> = (0..6).map(|_| AtomicUsize::new(0)).collect();
+                    for _ in 0..2000 {
+                        let jobs: Vec<Box<dyn Fn() + Sync + '_>> = counts
+                            .iter()
+                            .map(|c| {
+                                Box::new(move || {
+                                    c.fetch_add(1, Ordering::Relaxed);
+                                }) as Box<dyn Fn() + Sync>
+                            })
+                            .collect();
+                        let refs: Vec<&(dyn Fn() + Sync)> =
+                            jobs.iter().map(|j| j.as_ref()).collect();
+                        tapegrad::tensor::run_parallel(&refs);
+                    }
+                    counts
+                        .iter()
+                        .map(|c| c.load(Ordering::Relaxed))
+                        .collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        for c in callers {
+            assert_eq!(c.join().unwrap(), vec![2000; 6]);
+        }
+    });
+}

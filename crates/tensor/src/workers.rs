@@ -32,13 +32,31 @@ pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
     };
     #[cfg(feature = "threads")]
     if !rest.is_empty() {
+        // Each job runs once, on whichever thread claims it first: a worker that picks it up,
+        // or the caller, which after its own job takes every job no worker has started. So a
+        // late worker (asleep, or its core busy) costs the caller nothing but the work itself.
+        let claimed: smallvec::SmallVec<[std::sync::atomic::AtomicBool; 8]> = rest
+            .iter()
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect();
+        let claim = |k: usize| !claimed[k].swap(true, std::sync::atomic::Ordering::AcqRel);
+        let claim = &claim;
         // `in_place_scope` runs the closure here and the spawned jobs on the pool, and returns
         // only when every spawned job has finished, so the jobs' borrows outlive their use.
         pool().in_place_scope(|s| {
-            for &job in rest {
-                s.spawn(move |_| job());
+            for (k, &job) in rest.iter().enumerate() {
+                s.spawn(move |_| {
+                    if claim(k) {
+                        job();
+                    }
+                });
             }
             first();
+            for (k, &job) in rest.iter().enumerate() {
+                if claim(k) {
+                    job();
+                }
+            }
         });
         return;
     }
