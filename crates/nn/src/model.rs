@@ -290,7 +290,9 @@ pub trait Model<E: Float = f32> {
     }
 
     /// The mean loss on a whole dataset ([`Loss::Auto`] chosen from the outputs and targets),
-    /// [`EVAL_BATCH`] rows at a time.
+    /// [`EVAL_BATCH`] rows at a time: the per-chunk losses averaged with the chunks' row counts
+    /// as weights, which is the whole dataset's loss for every loss that is a mean over rows
+    /// (all the built-in ones; a custom loss that is not gets that weighted average).
     ///
     /// # Errors
     ///
