@@ -13,7 +13,7 @@ use crate::var::Var;
 
 impl<E: Float> Tape<E> {
     /// The gradients of `y` with respect to each of `wrt`, as nodes of this tape: each
-    /// returned `Var`'s value is dy/dwrt[i], and it is differentiable again with `grad` or
+    /// returned `Var`'s value is dy/dwrt\[i\], and it is differentiable again with `grad` or
     /// [`Tape::backward`], to any order (PyTorch's `autograd.grad(..., create_graph=True)`,
     /// JAX's `grad(grad(f))`). `wrt` may hold intermediate nodes as well as leaves; an input
     /// `y` does not reach gets a zeros-valued constant.
@@ -176,7 +176,7 @@ pub(crate) fn grad_from<'t, E: Float>(
 ///
 /// # Errors
 ///
-/// [`AutodiffError::ShapeMismatch`]-like tensor errors when `v`'s shape is not `x`'s; any error
+/// [`AutodiffError::Tensor`] (a shape mismatch) when `v`'s shape is not `x`'s; any error
 /// of `f`, of `grad` or of `backward`.
 pub fn hvp<E, F>(x: &Tensor<E>, v: &Tensor<E>, f: F) -> Result<Tensor<E>>
 where
@@ -277,7 +277,7 @@ where
 /// The second-order gradient check (PyTorch's `gradgradcheck`): the first gradients of `f`,
 /// recorded by [`Tape::grad`], are folded into one scalar with fixed weights, and that
 /// scalar's gradient (which goes through every op's differentiable backward) is checked
-/// against central differences of it, as [`gradcheck`] does for first derivatives.
+/// against central differences of it, as [`crate::gradcheck()`] does for first derivatives.
 ///
 /// ```
 /// use tapegrad_autodiff::gradgradcheck;

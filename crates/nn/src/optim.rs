@@ -252,7 +252,7 @@ impl<E: Float> Optimizer<E> {
     ///
     /// # Errors
     ///
-    /// [`NnError::Data`] naming the parameter when `id` is not one of `params`, when a state
+    /// [`crate::NnError::Data`] naming the parameter when `id` is not one of `params`, when a state
     /// tensor's shape differs from the parameter's (both shapes named), when the tensors present
     /// are not the ones this optimizer keeps (Adam: both moments; SGD with momentum: the
     /// velocity only; plain SGD: none), or when the step count exceeds [`MAX_STEPS`].

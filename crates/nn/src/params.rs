@@ -1,41 +1,6 @@
 //! The parameter store: named tensors that live outside any tape, keyed by slotmap ids; binding
-//! them to a tape; and the gradients a step reads back.
-//!
-//! # The step's lifecycle
-//!
-//! A parameter's value is held in an `Arc`. [`ParamStore::bind`] hands each one to the tape as
-//! a shared leaf ([`Tape::var_shared`]): a reference count, no copy. [`Bound::backward`] moves
-//! the parameters' gradients out of the backward pass into an owned [`ParamGrads`]. Clearing
-//! the tape ([`Tape::clear`], which the borrow checker allows only once no `Var` of the step is
-//! left) drops the tape's references, and [`crate::Optimizer::step`] then updates every
-//! parameter in place. A step that forgets the clear gets an error naming the parameter, never a
-//! silent copy: nothing in tapegrad copies a shared parameter to write to it.
-//!
-//! ```
-//! use tapegrad_autodiff::Tape;
-//! use tapegrad_nn::{Optimizer, OptimizerKind, ParamStore};
-//! use tapegrad_tensor::Tensor;
-//!
-//! // Least squares: fit y = 2x - 1 with one weight and one bias.
-//! let x = Tensor::<f64>::from_vec(vec![0.0, 1.0, 2.0, 3.0], &[4, 1])?;
-//! let y = Tensor::from_vec(vec![-1.0, 1.0, 3.0, 5.0], &[4, 1])?;
-//! let mut params = ParamStore::new();
-//! let w = params.insert("w", Tensor::zeros(&[1, 1]));
-//! let b = params.insert("b", Tensor::zeros(&[1]));
-//! let mut opt = Optimizer::new(OptimizerKind::sgd_momentum(0.9))?;
-//! let mut tape = Tape::new();
-//! for _ in 0..300 {
-//!     let bound = params.bind(&tape); // shares w and b with the tape
-//!     let pred = tape.constant(x.clone()).linear(bound[w], bound[b])?;
-//!     let loss = pred.mse(tape.constant(y.clone()))?;
-//!     let grads = bound.backward(loss)?; // owned gradients by parameter
-//!     tape.clear(); // the tape lets go of w and b
-//!     opt.step(&mut params, &grads, 0.05)?; // in place
-//! }
-//! assert!((params[w].item()? - 2.0).abs() < 1e-6);
-//! assert!((params[b].item()? + 1.0).abs() < 1e-6);
-//! # Ok::<(), Box<dyn std::error::Error>>(())
-//! ```
+//! them to a tape; and the gradients a step reads back. [`ParamStore`] describes a step's
+//! lifecycle.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -70,7 +35,7 @@ fn next_store_id() -> u64 {
 }
 
 /// One named parameter tensor. Its value is shared (by reference count) with the tapes it is
-/// bound to; see the [module documentation](self) for the step's lifecycle. A clone is a
+/// bound to; see [`ParamStore`] for a step's lifecycle. A clone is a
 /// parameter of its own: it copies the value, so updating one never changes the other.
 #[derive(Debug)]
 pub struct Param<E: Float> {
@@ -170,6 +135,44 @@ impl<E: Float> Param<E> {
 /// Parameters that outlive tapes: each training step binds them to tape leaves that share
 /// their values ([`ParamStore::bind`]) and updates them in place. Iteration follows insertion
 /// order.
+///
+/// # A step's lifecycle
+///
+/// A parameter's value is held in an `Arc`. [`ParamStore::bind`] hands each one to the tape as
+/// a shared leaf ([`Tape::var_shared`]): a reference count, no copy. [`Bound::backward`] moves
+/// the parameters' gradients out of the backward pass into an owned [`ParamGrads`]. Clearing
+/// the tape ([`Tape::clear`], which the borrow checker allows only once no `Var` of the step is
+/// left) drops the tape's references, and [`crate::Optimizer::step`] then updates every
+/// parameter in place. A step that forgets the clear gets an error naming the parameter, never a
+/// silent copy: nothing in tapegrad copies a shared parameter to write to it.
+///
+/// ```
+/// use tapegrad_autodiff::Tape;
+/// use tapegrad_nn::{Optimizer, OptimizerKind, ParamStore};
+/// use tapegrad_tensor::Tensor;
+///
+/// // Least squares: fit y = 2x - 1 with one weight and one bias.
+/// let x = Tensor::<f64>::from_vec(vec![0.0, 1.0, 2.0, 3.0], &[4, 1])?;
+/// let y = Tensor::from_vec(vec![-1.0, 1.0, 3.0, 5.0], &[4, 1])?;
+/// let mut params = ParamStore::new();
+/// let w = params.insert("w", Tensor::zeros(&[1, 1]));
+/// let b = params.insert("b", Tensor::zeros(&[1]));
+/// let mut opt = Optimizer::new(OptimizerKind::sgd_momentum(0.9))?;
+/// let mut tape = Tape::new();
+/// for _ in 0..300 {
+///     let bound = params.bind(&tape); // shares w and b with the tape
+///     let pred = tape.constant(x.clone()).linear(bound[w], bound[b])?;
+///     let loss = pred.mse(tape.constant(y.clone()))?;
+///     let grads = bound.backward(loss)?; // owned gradients by parameter
+///     tape.clear(); // the tape lets go of w and b
+///     opt.step(&mut params, &grads, 0.05)?; // in place
+/// }
+/// assert!((params[w].item()? - 2.0).abs() < 1e-6);
+/// assert!((params[b].item()? + 1.0).abs() < 1e-6);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+///
+/// # Use
 ///
 /// ```
 /// use tapegrad_nn::ParamStore;
@@ -410,7 +413,7 @@ impl<E: Float> ParamStore<E> {
     }
 
     /// Binds every parameter to a leaf of `tape` that shares its value (no copy) and is named
-    /// after it. See the [module documentation](self) for the whole step.
+    /// after it. See [`ParamStore`] for the whole step.
     ///
     /// ```
     /// use tapegrad_autodiff::Tape;

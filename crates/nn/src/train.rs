@@ -165,7 +165,7 @@ impl<E: Float> TrainState<E> {
 ///
 /// Each step binds the parameters to one reused tape (shared, not copied), records the
 /// forward and the loss, takes the parameters' gradients, clears the tape and updates the
-/// parameters in place ([`crate::params`] describes the lifecycle).
+/// parameters in place ([`crate::ParamStore`] describes the lifecycle).
 ///
 /// # Errors
 ///
