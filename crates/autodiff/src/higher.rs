@@ -230,13 +230,23 @@ where
     let xv = tape.var(x.clone());
     let y = f(&tape, xv)?;
     let g = tape.grad(y, &[xv])?[0].reshape(&[n])?;
-    let mut out = Vec::with_capacity(n * n);
-    for i in 0..n {
-        let gi = g.narrow(0, i, 1)?.sum();
-        let grads = tape.backward(gi)?;
-        out.extend_from_slice(grads.get(xv)?.as_slice());
+    rows_by_backward(&tape, g, xv)
+}
+
+/// The matrix whose row i is the gradient of element i of the vector `ys` with respect to
+/// `x`: one backward per element, `[ys.len, x.len]`.
+fn rows_by_backward<'t, E: Float>(
+    tape: &'t Tape<E>,
+    ys: Var<'t, E>,
+    x: Var<'t, E>,
+) -> Result<Tensor<E>> {
+    let (m, n) = (ys.shape()[0], x.shape().iter().product::<usize>());
+    let mut out = Vec::with_capacity(m * n);
+    for i in 0..m {
+        let grads = tape.backward(ys.narrow(0, i, 1)?.sum())?;
+        out.extend_from_slice(grads.get(x)?.as_slice());
     }
-    Ok(Tensor::from_vec(out, &[n, n])?)
+    Ok(Tensor::from_vec(out, &[m, n])?)
 }
 
 /// The Jacobian of `f` at `x`, shape `[m, n]` for an output of `m` elements and an input of
@@ -260,18 +270,11 @@ where
     E: Float,
     F: for<'t> Fn(&'t Tape<E>, Var<'t, E>) -> Result<Var<'t, E>>,
 {
-    let n = x.len();
     let tape = Tape::new();
     let xv = tape.var(x.clone());
     let y = f(&tape, xv)?;
     let m = y.shape().iter().product::<usize>();
-    let flat = y.reshape(&[m])?;
-    let mut out = Vec::with_capacity(m * n);
-    for i in 0..m {
-        let grads = tape.backward(flat.narrow(0, i, 1)?.sum())?;
-        out.extend_from_slice(grads.get(xv)?.as_slice());
-    }
-    Ok(Tensor::from_vec(out, &[m, n])?)
+    rows_by_backward(&tape, y.reshape(&[m])?, xv)
 }
 
 /// The second-order gradient check (PyTorch's `gradgradcheck`): the first gradients of `f`,

@@ -197,34 +197,7 @@ pub trait Model<E: Float = f32> {
                 ),
             ));
         }
-        let n = x.shape()[0];
-        let mut tape = Tape::<E>::new();
-        let mut parts = Vec::new();
-        let mut start = 0;
-        loop {
-            let end = (start + EVAL_BATCH).min(n);
-            let rows: Vec<usize> = (start..end).collect();
-            let xb = if start == 0 && end == n {
-                x.clone()
-            } else {
-                x.select_rows(&rows)?
-            };
-            tape.clear();
-            let out = tape.no_grad(|| {
-                let bound = self.params().bind(&tape);
-                self.forward(&bound, tape.constant(xb)).map(|v| v.value())
-            })?;
-            parts.push(out);
-            start = end;
-            if start >= n {
-                break;
-            }
-        }
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
-        }
-        let refs: Vec<&Tensor<E>> = parts.iter().collect();
-        Ok(Tensor::concat(&refs, 0)?)
+        in_chunks(self, x, |bound, xb| self.forward(bound, xb))
     }
 
     /// The model's predictions for `x`: [`Model::output_activation`] of
@@ -316,6 +289,39 @@ pub trait Model<E: Float = f32> {
         }
         Ok(total / n as f64)
     }
+}
+
+/// `f` of the model's bound parameters and the rows of `x`, [`EVAL_BATCH`] rows at a time on
+/// one reused tape without gradients, the results stacked along axis 0: evaluation that bounds
+/// its memory whatever the dataset's size.
+pub(crate) fn in_chunks<E, M, F>(model: &M, x: &Tensor<E>, f: F) -> Result<Tensor<E>>
+where
+    E: Float,
+    M: Model<E> + ?Sized,
+    F: for<'t> Fn(&Bound<'t, E>, Var<'t, E>) -> Result<Var<'t, E>>,
+{
+    let n = x.shape().first().copied().unwrap_or(0);
+    let mut tape = Tape::<E>::new();
+    let mut parts = Vec::new();
+    for start in (0..n.max(1)).step_by(EVAL_BATCH) {
+        let end = (start + EVAL_BATCH).min(n);
+        let xb = if start == 0 && end == n {
+            x.clone()
+        } else {
+            x.select_rows(&(start..end).collect::<Vec<_>>())?
+        };
+        tape.clear();
+        let part = tape.no_grad(|| {
+            let bound = model.params().bind(&tape);
+            f(&bound, tape.constant(xb)).map(|v| v.value())
+        })?;
+        parts.push(part);
+    }
+    if parts.len() == 1 {
+        return Ok(parts.pop().expect("one part"));
+    }
+    let refs: Vec<&Tensor<E>> = parts.iter().collect();
+    Ok(Tensor::concat(&refs, 0)?)
 }
 
 /// The one check of a dataset against a model, made by every function that takes both

@@ -13,7 +13,7 @@ use tapegrad_tensor::{Float, Tensor};
 use crate::activation::Activation;
 use crate::error::{NnError, Result, config, param};
 use crate::init::Init;
-use crate::model::{EVAL_BATCH, Model, Outputs};
+use crate::model::{Model, Outputs, in_chunks};
 use crate::params::{Bound, ParamId, ParamStore};
 
 new_key_type! {
@@ -1219,29 +1219,9 @@ impl<E: Float> Network<E> {
                 reason: "the node is not part of this network".into(),
             });
         }
-        let n = x.shape()[0];
-        let mut tape = Tape::<E>::new();
-        let mut parts = Vec::new();
-        for start in (0..n.max(1)).step_by(EVAL_BATCH) {
-            let end = (start + EVAL_BATCH).min(n);
-            let xb = if start == 0 && end == n {
-                x.clone()
-            } else {
-                x.select_rows(&(start..end).collect::<Vec<_>>())?
-            };
-            tape.clear();
-            let a = tape.no_grad(|| {
-                let bound = self.bind(&tape);
-                self.run(&bound, tape.constant(xb), node, true)
-                    .map(|(_, a)| a.value())
-            })?;
-            parts.push(a);
-        }
-        if parts.len() == 1 {
-            return Ok(parts.pop().expect("one part"));
-        }
-        let refs: Vec<&Tensor<E>> = parts.iter().collect();
-        Ok(Tensor::concat(&refs, 0)?)
+        in_chunks(self, x, |bound, xb| {
+            self.run(bound, xb, node, true).map(|(_, a)| a)
+        })
     }
 
     /// A Graphviz DOT drawing of the architecture: one box per node with its kind, width,

@@ -68,6 +68,11 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
         saved: None,
         indices: None,
     };
+    let saving = |value: Tensor<E>, saved: Tensor<E>| Recomputed {
+        value,
+        saved: Some(saved),
+        indices: None,
+    };
     let saved_of = || {
         let at = store
             .saved
@@ -101,19 +106,11 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
         Op::Clamp { lo, hi } => plain(v(0).clamp(lo, hi)),
         Op::WhereCond => {
             let cond = saved_of();
-            Recomputed {
-                value: Tensor::where_cond(&cond, &v(0), &v(1))?,
-                saved: Some(cond),
-                indices: None,
-            }
+            saving(Tensor::where_cond(&cond, &v(0), &v(1))?, cond)
         }
         Op::MaskedFill(value) => {
             let mask = saved_of();
-            Recomputed {
-                value: v(0).masked_fill(&mask, value)?,
-                saved: Some(mask),
-                indices: None,
-            }
+            saving(v(0).masked_fill(&mask, value)?, mask)
         }
         Op::Recip => plain(v(0).recip()),
         Op::Sin => plain(v(0).sin()),
@@ -171,25 +168,23 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
             keepdim,
             start,
             ..
-        } => {
-            let x = v(0);
-            Recomputed {
-                indices: Some((start, x.argmax_indices(axis as usize)?)),
-                value: x.max_axis(axis as usize, keepdim)?,
-                saved: None,
-            }
         }
-        Op::MinAxis {
+        | Op::MinAxis {
             axis,
             keepdim,
             start,
             ..
         } => {
-            let x = v(0);
+            let (x, axis) = (v(0), axis as usize);
+            let (at, value) = if matches!(store.nodes[i].op, Op::MaxAxis { .. }) {
+                (x.argmax_indices(axis)?, x.max_axis(axis, keepdim)?)
+            } else {
+                (x.argmin_indices(axis)?, x.min_axis(axis, keepdim)?)
+            };
             Recomputed {
-                indices: Some((start, x.argmin_indices(axis as usize)?)),
-                value: x.min_axis(axis as usize, keepdim)?,
+                value,
                 saved: None,
+                indices: Some((start, at)),
             }
         }
         Op::Max => plain(v(0).max()?),
@@ -204,31 +199,19 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
         Op::Norm => plain(v(0).norm()),
         Op::LayerNorm { eps } => {
             let (y, stats) = v(0).layer_norm_with_stats(&v(1), &v(2), eps)?;
-            Recomputed {
-                value: y,
-                saved: Some(stats),
-                indices: None,
-            }
+            saving(y, stats)
         }
         Op::Dropout => {
             // The mask drawn when recording is kept: a replay does not draw again.
             let mask = saved_of();
-            Recomputed {
-                value: v(0).mul(&mask)?,
-                saved: Some(mask),
-                indices: None,
-            }
+            saving(v(0).mul(&mask)?, mask)
         }
         Op::Conv2d { start } => {
             let p = idx(start, 4);
             let bias = (inputs.len() > 2).then(|| v(2));
             let (y, cols) =
                 v(0).conv2d_with_columns(&v(1), bias.as_deref(), (p[0], p[1]), (p[2], p[3]))?;
-            Recomputed {
-                value: y,
-                saved: Some(cols),
-                indices: None,
-            }
+            saving(y, cols)
         }
         Op::MaxPool2d { start, params, .. } => {
             let p = idx(params, 4);
@@ -248,19 +231,11 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
         Op::Mse => plain(super::mse::compute(&v(0), &v(1))?),
         Op::BceWithLogits => {
             let (loss, sig) = super::bce_with_logits::compute(&v(0), &v(1))?;
-            Recomputed {
-                value: loss,
-                saved: Some(sig),
-                indices: None,
-            }
+            saving(loss, sig)
         }
         Op::SoftmaxCrossEntropy { start, len } => {
             let (loss, probs) = super::softmax_cross_entropy::compute(&v(0), idx(start, len))?;
-            Recomputed {
-                value: loss,
-                saved: Some(probs),
-                indices: None,
-            }
+            saving(loss, probs)
         }
         Op::Custom { index } => {
             let op = &store.customs[index as usize];
