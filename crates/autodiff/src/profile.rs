@@ -228,6 +228,7 @@ impl<E: Float> Tape<E> {
     /// ```
     pub fn set_profiling(&self, on: bool) {
         self.profiling.set(on);
+        self.watched.set(on || self.check_finite.get());
         if on {
             self.prof.borrow_mut().last = Some(Instant::now());
         }

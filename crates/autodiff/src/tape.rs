@@ -263,6 +263,8 @@ pub struct Tape<E: Float = f32> {
     pub(crate) check_finite: Cell<bool>,
     /// Whether forward and backward times are measured ([`Tape::set_profiling`]).
     pub(crate) profiling: Cell<bool>,
+    /// `check_finite || profiling`: the one flag the scalar fast path tests per node.
+    pub(crate) watched: Cell<bool>,
     /// The times measured while profiling.
     pub(crate) prof: RefCell<crate::profile::Prof>,
     /// The node of the first non-finite forward value found by the finite check, reported by
@@ -310,6 +312,7 @@ impl<E: Float> Tape<E> {
             recording: Cell::new(true),
             check_finite: Cell::new(false),
             profiling: Cell::new(false),
+            watched: Cell::new(false),
             prof: RefCell::new(crate::profile::Prof::default()),
             pending: Cell::new(None),
         }
@@ -498,6 +501,7 @@ impl<E: Float> Tape<E> {
     /// ```
     pub fn set_check_finite(&self, on: bool) {
         self.check_finite.set(on);
+        self.watched.set(on || self.profiling.get());
     }
 
     /// Whether the finite check is on.
@@ -601,18 +605,64 @@ impl<E: Float> Tape<E> {
         Var::new(self, id as u32)
     }
 
-    /// Appends a rank-0 node computed by an elementwise op from rank-0 inputs (`arity` of
-    /// `ids`): the scalar graph's fast path, which stores no tensor.
+    /// Records a rank-0 node computed by an elementwise unary op from the rank-0 node `a`: the
+    /// scalar graph's fast path, which stores no tensor. Gives `op` back, recording nothing, when
+    /// `a` is not a rank-0 node of this tape (the caller then takes the general path, which
+    /// reports any error).
     #[inline(always)]
-    pub(crate) fn push_scalar(
+    pub(crate) fn record_scalar_unary(
         &self,
+        op: Op<E>,
+        a: u32,
+        f: impl FnOnce(E) -> E,
+    ) -> std::result::Result<Var<'_, E>, Op<E>> {
+        let mut store = self.store.borrow_mut();
+        let Some(na) = store.nodes.get(a as usize).filter(|n| n.rank0()) else {
+            return Err(op);
+        };
+        let requires_grad = na.requires_grad & self.recording.get();
+        let value = f(na.x);
+        Ok(self.append_scalar(&mut store, op, [a, 0], 1, value, requires_grad))
+    }
+
+    /// Records a rank-0 node computed by an elementwise binary op from the rank-0 nodes `a` and
+    /// `b`: the scalar graph's fast path. Gives `op` back, recording nothing, when either is not
+    /// a rank-0 node of this tape or a finite-check error is pending.
+    #[inline(always)]
+    pub(crate) fn record_scalar_binary(
+        &self,
+        op: Op<E>,
+        a: u32,
+        b: u32,
+        f: impl FnOnce(E, E) -> E,
+    ) -> std::result::Result<Var<'_, E>, Op<E>> {
+        if self.pending.get().is_some() {
+            return Err(op);
+        }
+        let mut store = self.store.borrow_mut();
+        let nodes = &store.nodes;
+        let (Some(na), Some(nb)) = (nodes.get(a as usize), nodes.get(b as usize)) else {
+            return Err(op);
+        };
+        if !(na.rank0() & nb.rank0()) {
+            return Err(op);
+        }
+        let requires_grad = (na.requires_grad | nb.requires_grad) & self.recording.get();
+        let value = f(na.x, nb.x);
+        Ok(self.append_scalar(&mut store, op, [a, b], 2, value, requires_grad))
+    }
+
+    /// Appends a rank-0 node (no tensor) to the list.
+    #[inline(always)]
+    fn append_scalar(
+        &self,
+        store: &mut Store<E>,
         op: Op<E>,
         ids: [u32; 2],
         arity: u8,
         value: E,
         requires_grad: bool,
     ) -> Var<'_, E> {
-        let mut store = self.store.borrow_mut();
         let id = store.nodes.len();
         store.nodes.push(Node {
             op,
@@ -624,13 +674,22 @@ impl<E: Float> Tape<E> {
             requires_grad,
             single: true,
         });
+        if self.watched.get() {
+            self.watch_scalar(id, value);
+        }
+        Var::new(self, id as u32)
+    }
+
+    /// The finite check and the profiler's clock for a scalar node, off the fast path.
+    #[cold]
+    #[inline(never)]
+    fn watch_scalar(&self, id: usize, value: E) {
         if self.check_finite.get() && !value.is_finite() && self.pending.get().is_none() {
             self.pending.set(Some(id));
         }
         if self.profiling.get() {
             self.prof.borrow_mut().forward_node(id);
         }
-        Var::new(self, id as u32)
     }
 
     /// Appends an index list to the arena and returns where it sits.
@@ -648,12 +707,6 @@ impl<E: Float> Tape<E> {
             return Ok(());
         }
         self.report_pending()
-    }
-
-    /// Whether the finite check found a non-finite value not yet reported.
-    #[inline]
-    pub(crate) fn has_pending(&self) -> bool {
-        self.pending.get().is_some()
     }
 
     #[cold]
@@ -722,20 +775,28 @@ impl<E: Float> Tape<E> {
             if !node.requires_grad {
                 continue;
             }
-            let inputs = node.inputs(&store.links);
             if node.single {
                 let Some(g) = scalars[i] else {
                     continue;
                 };
+                let (before, _) = scalars.split_at_mut(i);
+                if scalar_backward(nodes, node, g, before) {
+                    if check {
+                        check_scalar_inputs(&store, i, before)?;
+                    }
+                    continue;
+                }
+            }
+            let inputs = node.inputs(&store.links);
+            if node.single {
+                let g = scalars[i].unwrap_or(E::ZERO);
                 if inputs.is_empty() {
                     tensors[node.slot as usize] = Some(Tensor::full(store.shape(i), g));
                     continue;
                 }
                 let (before, _) = scalars.split_at_mut(i);
-                if !scalar_backward(nodes, node, inputs, g, before) {
-                    let grad = Tensor::full(store.shape(i), g);
-                    generic_backward(&store, i, inputs, &grad, &mut tensors, before)?;
-                }
+                let grad = Tensor::full(store.shape(i), g);
+                generic_backward(&store, i, inputs, &grad, &mut tensors, before)?;
             } else {
                 let (before, rest) = tensors.split_at_mut(node.slot as usize);
                 let Some(grad) = rest[0].as_ref() else {
@@ -770,30 +831,58 @@ impl<E: Float> Tape<E> {
     }
 }
 
-/// The backward of a one-element node whose op is elementwise (all its inputs hold one element
-/// too): adds the op's scalar derivatives into the inputs' scalar gradients. Returns false,
-/// doing nothing, for any other op.
-#[inline]
+/// The backward of a one-element node whose op is elementwise with one or two inputs (which
+/// hold one element too): adds the op's scalar derivatives into the inputs' scalar gradients.
+/// Returns false, doing nothing, for any other node. This is the scalar graph's hot loop.
+#[inline(always)]
 fn scalar_backward<E: Float>(
     nodes: &[Node<E>],
     node: &Node<E>,
-    inputs: &[u32],
     g: E,
     scalars: &mut [Option<E>],
 ) -> bool {
-    let first = |k: usize| inputs.get(k).map_or(E::ZERO, |&j| nodes[j as usize].x);
-    let Some(d) = node.op.scalar_backward(g, first(0), first(1), node.x) else {
+    // Branch-free accumulation: -0 + d is exactly d (for d = +-0 too), so the first
+    // contribution and later ones take one path (a branch here alternates and mispredicts).
+    let add = |acc: &mut Option<E>, d: E| *acc = Some(acc.unwrap_or(-E::ZERO) + d);
+    let two = node.arity == 2;
+    if !(node.arity == 1 || two) {
+        return false;
+    }
+    let [j, k] = node.ids.map(|v| v as usize);
+    // A unary op's derivative ignores `b`; it gets the input again, to keep one call site.
+    let (Some(a), Some(b)) = (nodes.get(j), nodes.get(if two { k } else { j })) else {
         return false;
     };
-    for (&j, d) in inputs.iter().zip(d) {
-        if nodes[j as usize].requires_grad {
-            // Branch-free: -0 + d is exactly d (for d = +-0 too), so the first contribution
-            // and later ones take one path (a branch here alternates and mispredicts).
-            let acc = &mut scalars[j as usize];
-            *acc = Some(acc.unwrap_or(-E::ZERO) + d);
-        }
+    let Some([da, db]) = node.op.scalar_backward(g, a.x, b.x, node.x) else {
+        return false;
+    };
+    if a.requires_grad
+        && let Some(acc) = scalars.get_mut(j)
+    {
+        add(acc, da);
+    }
+    if two
+        && b.requires_grad
+        && let Some(acc) = scalars.get_mut(k)
+    {
+        add(acc, db);
     }
     true
+}
+
+/// The finite check of the gradients a scalar node's backward just added into its inputs.
+#[cold]
+fn check_scalar_inputs<E: Float>(store: &Store<E>, i: usize, scalars: &[Option<E>]) -> Result<()> {
+    for &input in store.inputs(i) {
+        let j = input as usize;
+        if let Some(Some(g)) = scalars.get(j)
+            && !g.is_finite()
+        {
+            let t = Tensor::full(store.shape(j), *g);
+            crate::anomaly::check(store, i, &t, "backward", Some(j))?;
+        }
+    }
+    Ok(())
 }
 
 /// The backward of node `i` through its op's own backward, with `grad` its upstream gradient.

@@ -138,16 +138,10 @@ impl<'t, E: Float> Var<'t, E> {
         scalar: impl FnOnce(E) -> E,
         tensor: impl FnOnce(&Tensor<E>) -> Tensor<E>,
     ) -> Self {
-        let tape = self.tape;
-        let store = tape.store();
-        let x = &store.nodes[self.index()];
-        if x.rank0() {
-            let (v, requires_grad) = (x.x, x.requires_grad && tape.is_recording());
-            drop(store);
-            return tape.push_scalar(op, [self.id, 0], 1, scalar(v), requires_grad);
+        match self.tape.record_scalar_unary(op, self.id, scalar) {
+            Ok(v) => v,
+            Err(op) => self.record_unary(op, tensor),
         }
-        drop(store);
-        self.record_unary(op, tensor)
     }
 
     /// Records an elementwise binary op with broadcasting: `scalar` computes one element,
@@ -161,18 +155,14 @@ impl<'t, E: Float> Var<'t, E> {
         scalar: impl FnOnce(E, E) -> E,
         tensor: impl FnOnce(&Tensor<E>, &Tensor<E>) -> tapegrad_tensor::Result<Tensor<E>>,
     ) -> Result<Self> {
-        let tape = self.tape;
-        if std::ptr::eq(tape, other.tape) && !tape.has_pending() {
-            let store = tape.store();
-            let (a, b) = (&store.nodes[self.index()], &store.nodes[other.index()]);
-            if a.rank0() && b.rank0() {
-                let (x, y) = (a.x, b.x);
-                let requires_grad = (a.requires_grad || b.requires_grad) && tape.is_recording();
-                drop(store);
-                let ids = [self.id, other.id];
-                return Ok(tape.push_scalar(op, ids, 2, scalar(x, y), requires_grad));
+        let op = if std::ptr::eq(self.tape, other.tape) {
+            match self.tape.record_scalar_binary(op, self.id, other.id, scalar) {
+                Ok(v) => return Ok(v),
+                Err(op) => op,
             }
-        }
+        } else {
+            op
+        };
         self.record_binary(other, name, |a, b| Ok((op, tensor(a, b)?, None)))
     }
 

@@ -527,7 +527,7 @@ impl<E: Float> Op<E> {
     /// For elementwise ops: the gradient contributions `g dy/da` and `g dy/db` of one element
     /// (`b` unused by unary ops), or `None` for every other op. Backward uses this for
     /// one-element nodes, without building a tensor or a context.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn scalar_backward(&self, g: E, a: E, b: E, y: E) -> Option<[E; 2]> {
         let unary = |d: E| Some([d, E::ZERO]);
         match self {
