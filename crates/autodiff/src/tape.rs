@@ -767,7 +767,17 @@ impl<E: Float> Tape<E> {
         let check = self.check_finite.get();
         let profiling = self.profiling.get();
         let mut clock = profiling.then(|| crate::profile::BackwardClock::start(root + 1));
-        for i in (0..=root).rev() {
+        // Without the finite check or the profiler, runs of scalar nodes take `scalar_run`.
+        let fast = !check && clock.is_none();
+        let mut i = root + 1;
+        while i > 0 {
+            i -= 1;
+            if fast && nodes[i].single {
+                match scalar_run(nodes, i, &mut scalars) {
+                    Some(stop) => i = stop,
+                    None => break,
+                }
+            }
             if let Some(c) = clock.as_mut() {
                 c.tick(i);
             }
@@ -868,6 +878,72 @@ fn scalar_backward<E: Float>(
         add(acc, db);
     }
     true
+}
+
+/// The backward of a run of scalar nodes, from node `start` down: each one-element node with
+/// an elementwise op of one or two inputs adds its derivatives into its inputs' gradients, and
+/// nodes without a gradient are passed over. Returns the first node it cannot take (a leaf, a
+/// tensor node, any other op), or `None` when it went through node 0.
+///
+/// The same arithmetic in the same order as [`scalar_backward`] node by node, except that a
+/// contribution to the node just below is kept in a register (`carry`) rather than written and
+/// read back: on a chain, that store and load were the longest part of each step.
+#[inline(never)]
+fn scalar_run<E: Float>(
+    nodes: &[Node<E>],
+    start: usize,
+    scalars: &mut [Option<E>],
+) -> Option<usize> {
+    let add = |acc: Option<E>, d: E| Some(acc.unwrap_or(-E::ZERO) + d);
+    // A contribution to node `i`'s gradient not yet added into `scalars[i]`.
+    let mut carry: Option<E> = None;
+    let mut i = start;
+    loop {
+        let node = nodes.get(i)?;
+        let slot = scalars.get_mut(i)?;
+        if let Some(c) = carry.take() {
+            *slot = add(*slot, c);
+        }
+        let g = *slot;
+        let two = node.arity == 2;
+        if node.requires_grad
+            && let Some(g) = g
+        {
+            if !node.single || !(node.arity == 1 || two) {
+                return Some(i);
+            }
+            let [j, k] = node.ids.map(|v| v as usize);
+            let (Some(a), Some(b)) = (nodes.get(j), nodes.get(if two { k } else { j })) else {
+                return Some(i);
+            };
+            let Some([da, db]) = node.op.scalar_backward(g, a.x, b.x, node.x) else {
+                return Some(i);
+            };
+            // Inputs precede their node, so `j, k < i` and `i >= 1` here.
+            let below = i - 1;
+            let same = two && j == k;
+            if a.requires_grad {
+                if j == below && !same {
+                    carry = Some(da);
+                } else if let Some(acc) = scalars.get_mut(j) {
+                    *acc = add(*acc, da);
+                }
+            }
+            if two && b.requires_grad {
+                if k == below && !same {
+                    carry = Some(db);
+                } else if let Some(acc) = scalars.get_mut(k) {
+                    *acc = add(*acc, db);
+                }
+            }
+        } else if !node.single {
+            return Some(i);
+        }
+        if i == 0 {
+            return None;
+        }
+        i -= 1;
+    }
 }
 
 /// The finite check of the gradients a scalar node's backward just added into its inputs.

@@ -156,7 +156,10 @@ impl<'t, E: Float> Var<'t, E> {
         tensor: impl FnOnce(&Tensor<E>, &Tensor<E>) -> tapegrad_tensor::Result<Tensor<E>>,
     ) -> Result<Self> {
         let op = if std::ptr::eq(self.tape, other.tape) {
-            match self.tape.record_scalar_binary(op, self.id, other.id, scalar) {
+            match self
+                .tape
+                .record_scalar_binary(op, self.id, other.id, scalar)
+            {
                 Ok(v) => return Ok(v),
                 Err(op) => op,
             }

@@ -528,3 +528,80 @@ fn operator_panics_point_at_the_callers_line() {
         "{files:?}"
     );
 }
+
+/// A scalar graph with fan-out, a repeated input (`x * x`), a diamond, a constant and a leaf
+/// that feeds only a node far below: the values and leaf gradients on rank-0 vars (the scalar
+/// backward's register-carried runs), with the finite check on (node by node), and on `[2]`-
+/// shaped vars (the tensor path).
+fn dag(shape: &[usize], check: bool) -> Vec<f64> {
+    let tape = Tape::<f64>::new();
+    tape.set_check_finite(check);
+    let leaf = |v: f64| tape.var(Tensor::full(shape, v));
+    let (x, w, u) = (leaf(0.7), leaf(-1.3), leaf(0.2));
+    let c = tape.constant(Tensor::full(shape, 2.5));
+    let mut h = x;
+    for step in 0..40 {
+        let sq = h * h; // the same input twice
+        let left = (sq * w).tanh();
+        let right = (h + c).sigmoid() * u; // a diamond from h
+        h = if step % 3 == 0 {
+            left - right
+        } else {
+            (left + right * h).sin()
+        };
+    }
+    let y = (h * x + w).sum();
+    let g = tape.backward(y).unwrap();
+    assert!(!g.reaches(c));
+    let mut out = vec![y.item().unwrap()];
+    for v in [x, w, u] {
+        let t = &g[v];
+        assert_eq!(t.shape(), shape);
+        // Every element of a [2] var carries the same number.
+        assert!(
+            t.as_slice()
+                .iter()
+                .all(|&e| e.to_bits() == t.as_slice()[0].to_bits())
+        );
+        out.push(t.as_slice()[0]);
+    }
+    out
+}
+
+#[test]
+fn scalar_runs_give_the_same_bits_as_the_tensor_path() {
+    let fast = dag(&[], false);
+    assert_eq!(fast, dag(&[], true), "node by node (finite check on)");
+    // [2] sums two equal elements: halve the loss, the gradients are per element.
+    let tensor = dag(&[2], false);
+    assert_eq!(fast[0] * 2.0, tensor[0]);
+    assert_eq!(fast[1..], tensor[1..]);
+    // And the gradient is right, by central differences on the scalar graph.
+    let f = |x0: f64| {
+        let tape = Tape::<f64>::new();
+        let (x, w, u) = (
+            tape.var(Tensor::scalar(x0)),
+            tape.var(Tensor::scalar(-1.3)),
+            tape.var(Tensor::scalar(0.2)),
+        );
+        let c = tape.constant(Tensor::scalar(2.5));
+        let mut h = x;
+        for step in 0..40 {
+            let left = (h * h * w).tanh();
+            let right = (h + c).sigmoid() * u;
+            h = if step % 3 == 0 {
+                left - right
+            } else {
+                (left + right * h).sin()
+            };
+        }
+        (h * x + w).item().unwrap()
+    };
+    let eps = 1e-6;
+    let numeric = (f(0.7 + eps) - f(0.7 - eps)) / (2.0 * eps);
+    assert!(
+        (numeric - fast[1]).abs() < 1e-7 * numeric.abs().max(1.0),
+        "{numeric} vs {}",
+        fast[1]
+    );
+}
