@@ -6,19 +6,16 @@
 //! instead of blocking a worker). A pool written here by hand had neither and hung the process
 //! when two threads multiplied large matrices at once.
 
-/// Runs every job once and returns when all are done. The calling thread and tapegrad's rayon
-/// workers (the ones large matrix products and expensive maps are split over) take the jobs in
-/// order, each taking the next one not yet taken when it is free, so a worker that wakes late
-/// (asleep, or its core busy) takes fewer jobs and costs the caller nothing but the work itself.
-/// Without the `threads` feature every job runs on the calling thread, one after another.
+/// Runs every job, the first on the calling thread and the others on tapegrad's rayon workers
+/// (the ones large matrix products and expensive maps are split over), and returns when all are
+/// done. Without the `threads` feature every job runs on the calling thread, one after another.
 ///
 /// Any number of threads may call this at once, and a job may itself call it (or run a large
 /// product): rayon queues every job and a waiting worker steals queued work rather than
 /// blocking. If a job panics, the panic is carried to the caller once the other jobs are done.
 ///
 /// This is the pool tapegrad uses itself, public so that hand-written code beside it (the
-/// benchmark floors, a custom kernel) can use the second core the same way. Splitting work into
-/// a few more jobs than threads balances it when a worker starts late.
+/// benchmark floors, a custom kernel) can use the second core the same way.
 ///
 /// ```
 /// use std::sync::atomic::{AtomicUsize, Ordering};
@@ -30,31 +27,41 @@
 /// assert_eq!(hits.load(Ordering::Relaxed), 3);
 /// ```
 pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
+    let Some((first, rest)) = jobs.split_first() else {
+        return;
+    };
     #[cfg(feature = "threads")]
-    if jobs.len() > 1 {
-        use std::sync::atomic::{AtomicUsize, Ordering};
-        // The next job to take. Each `fetch_add` hands out one index, so each job runs exactly
-        // once; the scope's end orders every job's writes before this function returns.
-        let next = AtomicUsize::new(0);
-        let work = || {
-            while let Some(job) = jobs.get(next.fetch_add(1, Ordering::Relaxed)) {
-                job();
+    if !rest.is_empty() {
+        // Each job runs once, on whichever thread claims it first: a worker that picks it up,
+        // or the caller, which after its own job takes every job no worker has started. So a
+        // late worker (asleep, or its core busy) costs the caller nothing but the work itself.
+        let claimed: smallvec::SmallVec<[std::sync::atomic::AtomicBool; 8]> = rest
+            .iter()
+            .map(|_| std::sync::atomic::AtomicBool::new(false))
+            .collect();
+        let claim = |k: usize| !claimed[k].swap(true, std::sync::atomic::Ordering::AcqRel);
+        let claim = &claim;
+        // `in_place_scope` runs the closure here and the spawned jobs on the pool, and returns
+        // only when every spawned job has finished, so the jobs' borrows outlive their use.
+        pool().in_place_scope(|s| {
+            for (k, &job) in rest.iter().enumerate() {
+                s.spawn(move |_| {
+                    if claim(k) {
+                        job();
+                    }
+                });
             }
-        };
-        let work = &work;
-        let pool = pool();
-        let helpers = pool.current_num_threads().min(jobs.len() - 1);
-        // `in_place_scope` runs the closure here and the spawned helpers on the pool, and
-        // returns only when every helper has finished, so the jobs' borrows outlive their use.
-        pool.in_place_scope(|s| {
-            for _ in 0..helpers {
-                s.spawn(move |_| work());
+            first();
+            for (k, &job) in rest.iter().enumerate() {
+                if claim(k) {
+                    job();
+                }
             }
-            work();
         });
         return;
     }
-    for job in jobs {
+    first();
+    for job in rest {
         job();
     }
 }
