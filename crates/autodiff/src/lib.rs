@@ -34,6 +34,7 @@ mod higher;
 mod ops;
 mod profile;
 mod replay;
+mod steps;
 mod tape;
 mod trace;
 mod var;
@@ -44,5 +45,6 @@ pub use gradcheck::{GradcheckReport, InputCheck, gradcheck, gradcheck_with_step}
 pub use gradients::Gradients;
 pub use higher::{gradgradcheck, hessian, hvp, jacobian};
 pub use profile::{Profile, ProfileRow};
+pub use steps::{BackwardStep, TraceRow};
 pub use tape::Tape;
 pub use var::Var;

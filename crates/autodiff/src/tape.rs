@@ -258,7 +258,7 @@ pub struct Tape<E: Float = f32> {
     /// Gradient buffers handed back by dropped `Gradients`, reused by the next backward.
     pub(crate) spare: RefCell<Option<SpareGrads<E>>>,
     /// The number of gradient slots handed out (see `Node::slot`).
-    slots: Cell<u32>,
+    pub(crate) slots: Cell<u32>,
     recording: Cell<bool>,
     pub(crate) check_finite: Cell<bool>,
     /// Whether forward and backward times are measured ([`Tape::set_profiling`]).
@@ -963,7 +963,7 @@ fn check_scalar_inputs<E: Float>(store: &Store<E>, i: usize, scalars: &[Option<E
 
 /// The backward of node `i` through its op's own backward, with `grad` its upstream gradient.
 /// Rank-0 inputs and outputs, which store no tensor, get one built here for the op to read.
-fn generic_backward<E: Float>(
+pub(crate) fn generic_backward<E: Float>(
     store: &Store<E>,
     i: usize,
     inputs: &[u32],

@@ -605,3 +605,97 @@ fn scalar_runs_give_the_same_bits_as_the_tensor_path() {
         fast[1]
     );
 }
+
+#[test]
+fn backward_steps_add_up_to_backward() {
+    let tape = Tape::<f64>::new();
+    let x = tape
+        .var(Tensor::from_vec(vec![0.5, -1.0, 2.0], &[3]).unwrap())
+        .named("x");
+    let w = tape
+        .var(Tensor::from_vec(vec![0.3, 0.2, -0.4], &[3]).unwrap())
+        .named("w");
+    let b = tape.var(Tensor::scalar(0.1)).named("b");
+    let c = tape.constant(Tensor::scalar(3.0));
+    let z = (x * w).sum() + b; // a neuron's pre-activation
+    let h = z.sigmoid();
+    let y = h * h * c + (x * x).mean(); // fan-out, a repeated input, a constant
+    let steps = tape.backward_steps(y).unwrap();
+    let grads = tape.backward(y).unwrap();
+    // Backward order: from the loss down, only nodes the loss reaches, no leaves.
+    let order: Vec<usize> = steps.iter().map(|s| s.node).collect();
+    let mut sorted = order.clone();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    assert_eq!(order, sorted);
+    assert_eq!(order[0], y.index());
+    assert!(order.iter().all(|&i| !tape.rows()[i].inputs.is_empty()));
+    assert_eq!(steps[0].upstream.item().unwrap(), 1.0);
+    // Each step's upstream is the sum of what the earlier steps gave that node, and the sums
+    // at the end are backward's gradients: bit for bit for one-element nodes.
+    let sum_to = |node: usize, upto: usize| -> Option<Tensor<f64>> {
+        let mut acc: Option<Tensor<f64>> = None;
+        for s in &steps[..upto] {
+            for (j, t) in &s.contributions {
+                if *j == node {
+                    acc = Some(match acc {
+                        Some(a) => a.add(t).unwrap(),
+                        None => t.clone(),
+                    });
+                }
+            }
+        }
+        acc
+    };
+    for (k, s) in steps.iter().enumerate().skip(1) {
+        assert_eq!(sum_to(s.node, k).unwrap(), s.upstream, "step {k}");
+    }
+    assert_eq!(
+        sum_to(b.index(), steps.len())
+            .unwrap()
+            .item()
+            .unwrap()
+            .to_bits(),
+        grads[b].item().unwrap().to_bits()
+    );
+    for v in [x, w] {
+        let total = sum_to(v.index(), steps.len()).unwrap();
+        for (p, q) in total.as_slice().iter().zip(grads[v].as_slice()) {
+            assert!((p - q).abs() < 1e-14, "{p} vs {q}");
+        }
+    }
+    // The constant gets nothing; `h * h` gives h one entry holding both terms: 2 h upstream.
+    assert!(
+        steps
+            .iter()
+            .all(|s| s.contributions.iter().all(|(j, _)| *j != c.index()))
+    );
+    let hh = steps
+        .iter()
+        .find(|s| tape.rows()[s.node].inputs == vec![h.index(), h.index()])
+        .unwrap();
+    assert_eq!(hh.contributions.len(), 1);
+    let hv = h.item().unwrap();
+    assert!(
+        (hh.contributions[0].1.item().unwrap() - 2.0 * hv * hh.upstream.item().unwrap()).abs()
+            < 1e-15
+    );
+    // Rows: ops, inputs, labels, shapes and values as the trace shows them.
+    let rows = tape.rows();
+    assert_eq!(rows.len(), tape.len());
+    assert_eq!(rows[x.index()].label.as_deref(), Some("x"));
+    assert_eq!(rows[z.index()].op, "add");
+    assert_eq!(rows[z.index()].shape, Vec::<usize>::new());
+    assert!(!rows[c.index()].requires_grad && rows[x.index()].requires_grad);
+    assert_eq!(rows[h.index()].value.item().unwrap(), hv);
+    // The errors backward gives.
+    assert!(matches!(
+        tape.backward_steps(x),
+        Err(AutodiffError::NonScalarLoss { .. })
+    ));
+    let other = Tape::<f64>::new();
+    let o = other.var(Tensor::scalar(1.0));
+    assert!(matches!(
+        tape.backward_steps(o),
+        Err(AutodiffError::ForeignVar { .. })
+    ));
+}
