@@ -447,3 +447,114 @@ fn malformed_and_oversized_requests_are_refused_and_the_server_goes_on() {
     assert!(page.1.as_str().unwrap().contains("tapegrad playground"));
     server.stop();
 }
+
+#[test]
+fn the_default_limits_hold_at_their_edges() {
+    let server = start(ServerLimits::default());
+    let c = Client::new(&server);
+    // 2,000 points and 6 hidden layers of 12 neurons are allowed; one more of each is not.
+    let id = c.ok(
+        "POST",
+        "/api/sessions",
+        Some(json!({ "points": 2000, "hidden": [12, 12, 12, 12, 12, 12] })),
+    )["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for (body, field) in [
+        (json!({ "points": 2001 }), "points"),
+        (json!({ "hidden": [12, 12, 12, 12, 12, 12, 12] }), "hidden"),
+        (json!({ "hidden": [13] }), "hidden"),
+    ] {
+        let (status, v) = c.call("POST", "/api/sessions", Some(&body.to_string()));
+        assert_eq!(status, 400, "{body}");
+        assert!(v["error"].as_str().unwrap().starts_with(field), "{v}");
+    }
+    // 16 sessions at once (one is open already), then no more while all are in use.
+    for _ in 1..16 {
+        c.ok("POST", "/api/sessions", None);
+    }
+    let (status, v) = c.call("POST", "/api/sessions", None);
+    assert_eq!(status, 503, "{v}");
+    // 32 event streams at once, then a refusal.
+    let mut streams = Vec::new();
+    for _ in 0..32 {
+        let mut tcp = TcpStream::connect(server.addr()).unwrap();
+        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+        write!(
+            tcp,
+            "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\n\r\n"
+        )
+        .unwrap();
+        let mut status = String::new();
+        BufReader::new(tcp.try_clone().unwrap())
+            .read_line(&mut status)
+            .unwrap();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        streams.push(tcp);
+    }
+    let (status, v) = c.call("GET", &format!("/api/sessions/{id}/events"), None);
+    assert_eq!(status, 503, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("event streams"));
+    drop(streams);
+    // Expressions: 400 characters and 400 nodes.
+    let ok = "a + ".repeat(99) + "a";
+    assert!(ok.len() <= 400);
+    c.ok(
+        "POST",
+        "/api/tape",
+        Some(json!({ "expression": ok, "values": "a = 1" })),
+    );
+    // The most nodes 400 characters make (a constant, a negation and an addition per three
+    // characters) is exactly the 400 allowed.
+    let dense = "-1+".repeat(133) + "1";
+    assert_eq!(dense.len(), 400);
+    let r = c.ok("POST", "/api/tape", Some(json!({ "expression": dense })));
+    assert_eq!(r["nodes"].as_array().unwrap().len(), 400);
+    let (status, v) = c.call(
+        "POST",
+        "/api/tape",
+        Some(&json!({ "expression": dense + "+1" }).to_string()),
+    );
+    assert_eq!(status, 422);
+    assert!(
+        v["message"].as_str().unwrap().contains("longer than 400"),
+        "{v}"
+    );
+    server.stop();
+}
+
+#[test]
+fn events_come_at_most_ten_a_second() {
+    let server = start(ServerLimits::default());
+    let c = Client::new(&server);
+    let id = c.ok("POST", "/api/sessions", Some(json!({ "speed": 1000 })))["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    c.ok("POST", &format!("/api/sessions/{id}/start"), None);
+    let mut tcp = TcpStream::connect(server.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        tcp,
+        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    let mut lines = BufReader::new(tcp).lines();
+    let start = Instant::now();
+    let mut events = 0;
+    let mut epochs = Vec::new();
+    while start.elapsed() < Duration::from_secs(2) {
+        let line = lines.next().unwrap().unwrap();
+        if let Some(data) = line.strip_prefix("data: {\"") {
+            events += 1;
+            let v: Value = serde_json::from_str(&format!("{{\"{data}")).unwrap();
+            epochs.push(v["epoch"].as_u64().unwrap());
+        }
+    }
+    // Training runs at up to 1,000 epochs a second; the stream sends a snapshot of the latest
+    // at most every 100 ms (one more for the first event and the window's edges).
+    assert!(events <= 22, "{events} events in two seconds");
+    assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
+    server.stop();
+}
