@@ -413,13 +413,17 @@ fn session_route(
         }
         (Method::Put, ["config"]) => {
             let config: Config = parse(body)?;
-            let session = Session::new(config, &limits.session).map_err(|e| bad(e.0))?;
             let mut e = cell.lock();
-            e.session = session;
-            e.running = false;
-            e.error = None;
+            let restarted = e
+                .session
+                .apply(config, &limits.session)
+                .map_err(|e| bad(e.0))?;
+            if restarted {
+                e.running = false;
+                e.error = None;
+                e.data_version += 1;
+            }
             e.version += 1;
-            e.data_version += 1;
             e.last_used = Instant::now();
             cell.changed.notify_all();
             Ok((200, state_json(id, &e, true)?))

@@ -297,6 +297,44 @@ impl Session {
         Ok(session)
     }
 
+    /// Applies new settings, checked against `limits` before anything changes. The training
+    /// settings (learning rate, batch size, optimizer, L2, speed) take effect from the next
+    /// epoch and keep the network, its epoch and its loss curve, as in TensorFlow Playground;
+    /// choosing another optimizer starts its state afresh. Any other change (data, layers,
+    /// activation, seed) starts a new network. Returns whether it started over.
+    ///
+    /// # Errors
+    ///
+    /// A [`ConfigError`] naming a setting out of range; the session is then unchanged.
+    pub fn apply(&mut self, config: Config, limits: &Limits) -> Result<bool, ConfigError> {
+        config.validate(limits)?;
+        let same_model = Config {
+            learning_rate: self.config.learning_rate,
+            batch_size: self.config.batch_size,
+            optimizer: self.config.optimizer.clone(),
+            l2: self.config.l2,
+            speed: self.config.speed,
+            ..config.clone()
+        } == self.config;
+        if !same_model {
+            *self = Session::new(config, limits)?;
+            return Ok(true);
+        }
+        let kind = config.optimizer_kind()?;
+        if config.optimizer != self.config.optimizer {
+            let fresh =
+                tapegrad_nn::Optimizer::new(kind).map_err(|e| ConfigError(e.to_string()))?;
+            self.state.optimizer = fresh;
+        } else {
+            self.state.optimizer.kind = kind;
+        }
+        self.train_config.optimizer = kind;
+        self.train_config.learning_rate = config.learning_rate;
+        self.train_config.batch_size = config.batch_size;
+        self.config = config;
+        Ok(false)
+    }
+
     /// The settings.
     pub fn config(&self) -> &Config {
         &self.config
@@ -552,6 +590,54 @@ mod tests {
         assert!((bytes[0] as f64 - (v * 255.0).round()).abs() <= 1.0);
         // The top-left grid point is the smallest x and the largest y.
         assert!(px < 0.0 && py > 0.0);
+    }
+
+    #[test]
+    fn training_settings_apply_without_starting_over() {
+        let limits = Limits::default();
+        let mut s = Session::new(Config::default(), &limits).unwrap();
+        for _ in 0..5 {
+            s.step_epoch().unwrap();
+        }
+        let w = s.network().param("h1.weight").unwrap().clone();
+        let faster = Config {
+            learning_rate: 0.05,
+            optimizer: "adam".into(),
+            l2: 0.01,
+            speed: 100,
+            batch_size: 20,
+            ..Config::default()
+        };
+        assert!(!s.apply(faster.clone(), &limits).unwrap());
+        assert_eq!((s.epoch(), s.history().len()), (5, 6));
+        assert_eq!(s.network().param("h1.weight").unwrap(), &w);
+        assert_eq!(s.config(), &faster);
+        s.step_epoch().unwrap();
+        assert_eq!(s.epoch(), 6);
+        // A refused setting changes nothing; a new layer starts over.
+        assert!(
+            s.apply(
+                Config {
+                    batch_size: 0,
+                    ..faster.clone()
+                },
+                &limits
+            )
+            .is_err()
+        );
+        assert_eq!(s.config(), &faster);
+        assert!(
+            s.apply(
+                Config {
+                    hidden: vec![3, 3],
+                    ..faster
+                },
+                &limits
+            )
+            .unwrap()
+        );
+        assert_eq!((s.epoch(), s.history().len()), (0, 1));
+        assert!(s.network().param("h2.weight").is_some());
     }
 
     #[test]

@@ -134,6 +134,15 @@ fn training_through_the_api_learns_xor_and_one_neuron_does_not() {
     assert_eq!(r["epoch"].as_u64().unwrap(), e + 1);
     let r = c.ok("POST", &format!("/api/sessions/{id}/reset"), None);
     assert_eq!(r["epoch"], 0);
+    // A new learning rate applies from the next epoch and keeps the network.
+    c.ok("POST", &format!("/api/sessions/{id}/step"), None);
+    let mut config = c.ok("GET", &format!("/api/sessions/{id}"), None)["config"].clone();
+    config["learning_rate"] = json!(0.05);
+    let s = c.ok("PUT", &format!("/api/sessions/{id}/config"), Some(config));
+    assert_eq!(
+        (s["epoch"].as_u64(), s["config"]["learning_rate"].as_f64()),
+        (Some(1), Some(0.05))
+    );
 
     // "One neuron": logistic regression cannot separate XOR.
     let s = c.ok(

@@ -252,7 +252,7 @@ function drawBoundary() {
   }
   // A first-layer neuron's line, w1 x + w2 y + b = 0.
   const n = selectedNeuron();
-  if (n && n.weights.length === 2) {
+  if (n && selected.layer === 0) {
     const [w1, w2] = n.weights;
     const b = n.bias;
     const [x0, x1] = state.domain.x;
