@@ -621,8 +621,12 @@ impl<E: Float> Tape<E> {
             return Err(op);
         };
         let requires_grad = na.requires_grad & self.recording.get();
-        let value = f(na.x);
-        Ok(self.append_scalar(&mut store, op, [a, 0], 1, value, requires_grad))
+        let [a] = [a as usize];
+        Ok(
+            self.append_scalar(&mut store, op, [a as u32, 0], 1, requires_grad, |n| {
+                f(n.get(a).map_or(E::ZERO, |n| n.x))
+            }),
+        )
     }
 
     /// Records a rank-0 node computed by an elementwise binary op from the rank-0 nodes `a` and
@@ -648,11 +652,18 @@ impl<E: Float> Tape<E> {
             return Err(op);
         }
         let requires_grad = (na.requires_grad | nb.requires_grad) & self.recording.get();
-        let value = f(na.x, nb.x);
-        Ok(self.append_scalar(&mut store, op, [a, b], 2, value, requires_grad))
+        let x = |n: &[Node<E>], i: u32| n.get(i as usize).map_or(E::ZERO, |n| n.x);
+        Ok(
+            self.append_scalar(&mut store, op, [a, b], 2, requires_grad, |n| {
+                f(x(n, a), x(n, b))
+            }),
+        )
     }
 
-    /// Appends a rank-0 node (no tensor) to the list.
+    /// Appends a rank-0 node (no tensor) to the list; `value` computes its value from the
+    /// nodes before it. The record goes in first and the value is computed after: no number is
+    /// held across the push's (rare) growth of the list, so it stays in a register from its
+    /// inputs' loads to its store, the scalar chain's critical path.
     #[inline(always)]
     fn append_scalar(
         &self,
@@ -660,8 +671,8 @@ impl<E: Float> Tape<E> {
         op: Op<E>,
         ids: [u32; 2],
         arity: u8,
-        value: E,
         requires_grad: bool,
+        value: impl FnOnce(&[Node<E>]) -> E,
     ) -> Var<'_, E> {
         let id = store.nodes.len();
         store.nodes.push(Node {
@@ -670,12 +681,17 @@ impl<E: Float> Tape<E> {
             arity,
             value: RANK0,
             slot: u32::MAX,
-            x: value,
+            x: E::ZERO,
             requires_grad,
             single: true,
         });
+        let (before, node) = store.nodes.split_at_mut(id);
+        let x = value(before);
+        if let Some(node) = node.first_mut() {
+            node.x = x;
+        }
         if self.watched.get() {
-            self.watch_scalar(id, value);
+            self.watch_scalar(id, x);
         }
         Var::new(self, id as u32)
     }
