@@ -59,7 +59,7 @@ pub fn gemm<E: Float>(
 }
 
 /// Applies `f` to every element in place, split over the worker threads when there are at
-/// least 2^15 elements per thread (as tapegrad's `exp`, `tanh` and `sigmoid` are).
+/// least 2^13 elements per thread (as tapegrad's `exp`, `tanh` and `sigmoid` are).
 ///
 /// ```
 /// use tapegrad_tensor::{Float, kernels::map_in_place};

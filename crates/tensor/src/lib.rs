@@ -29,7 +29,7 @@
 //! With the `threads` feature (on by default) a large product (at least 2^24 multiply-adds) is
 //! split into row (or column) blocks computed on that many threads at once, each block by
 //! matrixmultiply's single-threaded kernel; `exp`, `ln`, `sigmoid`, `tanh`, `softplus` and
-//! `powf` over at least 2^15 elements per thread are split the same way. Smaller work stays on
+//! `powf` over at least 2^13 elements per thread are split the same way. Smaller work stays on
 //! the calling thread, where handing it to another core costs more than it saves. The caller
 //! computes the first block and a rayon pool of tapegrad's own (one worker fewer than the cores)
 //! the others, so any number of threads may multiply at once and a product may run inside a
