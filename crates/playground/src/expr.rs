@@ -185,22 +185,26 @@ impl Parser<'_> {
     }
 
     fn sum(&mut self) -> Result<Expr, ExprError> {
-        let mut lhs = self.product()?;
-        while let Tok::Sym(op @ ('+' | '-')) = *self.peek() {
-            let col = self.col();
-            self.pos += 1;
-            let rhs = self.product()?;
-            lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs), col);
-        }
-        Ok(lhs)
+        self.left_assoc(&['+', '-'], Self::product)
     }
 
     fn product(&mut self) -> Result<Expr, ExprError> {
-        let mut lhs = self.unary()?;
-        while let Tok::Sym(op @ ('*' | '/' | '@')) = *self.peek() {
+        self.left_assoc(&['*', '/', '@'], Self::unary)
+    }
+
+    /// `next (op next)*` for the operators `ops`, grouped from the left.
+    fn left_assoc(
+        &mut self,
+        ops: &[char],
+        next: fn(&mut Self) -> Result<Expr, ExprError>,
+    ) -> Result<Expr, ExprError> {
+        let mut lhs = next(self)?;
+        while let Tok::Sym(op) = *self.peek()
+            && ops.contains(&op)
+        {
             let col = self.col();
             self.pos += 1;
-            let rhs = self.unary()?;
+            let rhs = next(self)?;
             lhs = Expr::Bin(op, Box::new(lhs), Box::new(rhs), col);
         }
         Ok(lhs)

@@ -60,6 +60,14 @@ impl Client {
         v
     }
 
+    /// Opens a session with `config` and returns its id.
+    fn create(&self, config: Value) -> String {
+        self.ok("POST", "/api/sessions", Some(config))["id"]
+            .as_str()
+            .expect("an id")
+            .to_string()
+    }
+
     /// Polls the session until `done` holds (or fails after 60 s).
     fn until(&self, id: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
         let start = Instant::now();
@@ -75,6 +83,18 @@ impl Client {
             std::thread::sleep(Duration::from_millis(20));
         }
     }
+}
+
+/// Opens the session's event stream on a raw socket (the request sent, nothing read yet).
+fn open_events(server: &Server, id: &str) -> TcpStream {
+    let mut tcp = TcpStream::connect(server.addr()).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        tcp,
+        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+    )
+    .unwrap();
+    tcp
 }
 
 fn start(limits: ServerLimits) -> Server {
@@ -168,18 +188,8 @@ fn training_through_the_api_learns_xor_and_one_neuron_does_not() {
 fn two_tabs_train_independently() {
     let server = start(ServerLimits::default());
     let c = Client::new(&server);
-    let a = c.ok("POST", "/api/sessions", Some(json!({ "speed": 500 })))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let b = c.ok(
-        "POST",
-        "/api/sessions",
-        Some(json!({ "dataset": "circles", "hidden": [6, 3], "speed": 500 })),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let a = c.create(json!({ "speed": 500 }));
+    let b = c.create(json!({ "dataset": "circles", "hidden": [6, 3], "speed": 500 }));
     assert_ne!(a, b);
     c.ok("POST", &format!("/api/sessions/{a}/start"), None);
     c.ok("POST", &format!("/api/sessions/{b}/start"), None);
@@ -216,17 +226,8 @@ fn two_tabs_train_independently() {
 fn the_event_stream_sends_each_change() {
     let server = start(ServerLimits::default());
     let c = Client::new(&server);
-    let id = c.ok("POST", "/api/sessions", None)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let mut tcp = TcpStream::connect(server.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        tcp,
-        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    .unwrap();
+    let id = c.create(json!({}));
+    let tcp = open_events(&server, &id);
     let mut lines = BufReader::new(tcp).lines();
     let status = lines.next().unwrap().unwrap();
     assert!(status.starts_with("HTTP/1.1 200"), "{status}");
@@ -395,10 +396,7 @@ fn malformed_and_oversized_requests_are_refused_and_the_server_goes_on() {
     refused("GET", "/api/nothing", None, 404, "no API");
     refused("GET", "/api/sessions/0123/events", None, 404, "no session");
     refused("POST", "/api/sessions/0123/start", None, 404, "no session");
-    let id = c.ok("POST", "/api/sessions", None)["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = c.create(json!({}));
     refused(
         "GET",
         &format!("/api/sessions/{id}/start"),
@@ -439,12 +437,7 @@ fn malformed_and_oversized_requests_are_refused_and_the_server_goes_on() {
         tcp.write_all(raw).unwrap();
         drop(tcp);
     }
-    let mut tcp = TcpStream::connect(server.addr()).unwrap();
-    write!(
-        tcp,
-        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
+    let mut tcp = open_events(&server, &id);
     let mut first = [0u8; 64];
     let _ = tcp.read(&mut first).unwrap();
     drop(tcp);
@@ -462,14 +455,7 @@ fn the_default_limits_hold_at_their_edges() {
     let server = start(ServerLimits::default());
     let c = Client::new(&server);
     // 2,000 points and 6 hidden layers of 12 neurons are allowed; one more of each is not.
-    let id = c.ok(
-        "POST",
-        "/api/sessions",
-        Some(json!({ "points": 2000, "hidden": [12, 12, 12, 12, 12, 12] })),
-    )["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = c.create(json!({ "points": 2000, "hidden": [12, 12, 12, 12, 12, 12] }));
     for (body, field) in [
         (json!({ "points": 2001 }), "points"),
         (json!({ "hidden": [12, 12, 12, 12, 12, 12, 12] }), "hidden"),
@@ -488,13 +474,7 @@ fn the_default_limits_hold_at_their_edges() {
     // 32 event streams at once, then a refusal.
     let mut streams = Vec::new();
     for _ in 0..32 {
-        let mut tcp = TcpStream::connect(server.addr()).unwrap();
-        tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-        write!(
-            tcp,
-            "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\n\r\n"
-        )
-        .unwrap();
+        let tcp = open_events(&server, &id);
         let mut status = String::new();
         BufReader::new(tcp.try_clone().unwrap())
             .read_line(&mut status)
@@ -537,18 +517,9 @@ fn the_default_limits_hold_at_their_edges() {
 fn events_come_at_most_ten_a_second() {
     let server = start(ServerLimits::default());
     let c = Client::new(&server);
-    let id = c.ok("POST", "/api/sessions", Some(json!({ "speed": 1000 })))["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let id = c.create(json!({ "speed": 1000 }));
     c.ok("POST", &format!("/api/sessions/{id}/start"), None);
-    let mut tcp = TcpStream::connect(server.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        tcp,
-        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\n\r\n"
-    )
-    .unwrap();
+    let tcp = open_events(&server, &id);
     let mut lines = BufReader::new(tcp).lines();
     let start = Instant::now();
     let mut events = 0;
