@@ -26,6 +26,9 @@ pub struct ServerLimits {
     pub max_body: usize,
     /// A session unused this long may be closed to make room for a new one.
     pub idle: Duration,
+    /// A running session that no page has watched (no request, no open event stream) for this
+    /// long pauses: a closed tab does not keep a core busy.
+    pub pause_unwatched: Duration,
     /// Threads answering requests (streams have their own).
     pub workers: usize,
     /// Events per second a stream sends at most.
@@ -43,6 +46,7 @@ impl Default for ServerLimits {
             max_streams: 32,
             max_body: 64 * 1024,
             idle: Duration::from_secs(120),
+            pause_unwatched: Duration::from_secs(30),
             workers: 8,
             events_per_second: 10,
             session: Limits::default(),
@@ -485,6 +489,12 @@ fn trainer(shared: &Shared, cell: &Cell) {
         let started = Instant::now();
         let speed = {
             let mut e = cell.lock();
+            if e.running && e.last_used.elapsed() >= shared.limits.pause_unwatched {
+                e.running = false;
+                e.error = Some("paused: no page was watching".into());
+                e.version += 1;
+                cell.changed.notify_all();
+            }
             if !e.running || e.closed || shared.stopping.load(Ordering::Acquire) {
                 e.trainer = false;
                 return;

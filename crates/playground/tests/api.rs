@@ -538,3 +538,36 @@ fn events_come_at_most_ten_a_second() {
     assert!(epochs.windows(2).all(|w| w[0] < w[1]), "{epochs:?}");
     server.stop();
 }
+
+#[test]
+fn a_session_nobody_watches_pauses() {
+    let limits = ServerLimits {
+        pause_unwatched: Duration::from_millis(300),
+        ..ServerLimits::default()
+    };
+    let server = start(limits);
+    let c = Client::new(&server);
+    let watched = c.create(json!({ "speed": 200 }));
+    let alone = c.create(json!({ "speed": 200 }));
+    let events = open_events(&server, &watched);
+    c.ok("POST", &format!("/api/sessions/{watched}/start"), None);
+    c.ok("POST", &format!("/api/sessions/{alone}/start"), None);
+    std::thread::sleep(Duration::from_millis(800));
+    // Asking about a session is watching it, so look at the unwatched one only once.
+    let s = c.ok("GET", &format!("/api/sessions/{alone}"), None);
+    assert_eq!(s["running"], false, "{}", s["error"]);
+    assert!(
+        s["error"]
+            .as_str()
+            .unwrap()
+            .contains("no page was watching")
+    );
+    let e = s["epoch"].as_u64().unwrap();
+    assert!(e > 0 && e < 160, "trained {e} epochs before pausing");
+    // The one with an open event stream trains on.
+    let w = c.ok("GET", &format!("/api/sessions/{watched}"), None);
+    assert_eq!(w["running"], true);
+    assert!(w["epoch"].as_u64().unwrap() > e);
+    drop(events);
+    server.stop();
+}
