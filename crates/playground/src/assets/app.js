@@ -475,6 +475,7 @@ function drawTape() {
   $("#back-step").disabled = !has || done >= (tape ? tape.steps.length : 0);
   $("#back-all").disabled = !has || done >= (tape ? tape.steps.length : 0);
   $("#back-restart").disabled = !has || done === 0;
+  $("#dot").textContent = has ? tape.dot : "";
   if (!has) {
     $("#graph").innerHTML = "";
     $("#step-count").textContent = "";
