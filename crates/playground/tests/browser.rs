@@ -197,7 +197,11 @@ fn the_page_trains_and_steps_backward_in_chromium() {
     // The graph is drawn: one box per node; and given as the tape's own DOT text.
     assert_eq!(dom.matches("<g class=\"node").count(), tape.len());
     let dot = dom.split("id=\"dot\"").nth(1).expect("the DOT box");
-    assert!(dot.contains("digraph tape") && dot.contains("n2 -&gt; n3"), "{}", &dot[..200.min(dot.len())]);
+    assert!(
+        dot.contains("digraph tape") && dot.contains("n2 -&gt; n3"),
+        "{}",
+        &dot[..200.min(dot.len())]
+    );
 
     // Screenshots: the network tab after training, the tape tab mid-backward.
     let dir = std::env::var_os("TAPEGRAD_SCREENSHOT_DIR").map(PathBuf::from);

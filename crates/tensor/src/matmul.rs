@@ -348,14 +348,14 @@ const TINY_MACS: usize = 512;
 
 /// For tiny products where C is `lines` contiguous lines of `len` elements (rows or columns,
 /// line l at `c + l * stride`): line l = beta line l + sum over p < k of `weight(l, p)` times
-/// the contiguous `len` elements at `source(p)`. A loop over contiguous lines that vectorizes.
+/// the contiguous `len` elements at `source(p)`, added in order of p.
 ///
 /// # Safety
 ///
 /// Every line of C must be valid for `len` writes, every `source(p)` for `len` reads, and
 /// `weight` must read inside its matrix. With beta = 0, C is not read (it may be
-/// uninitialized): each line is zeroed through the pointer before a slice is made of it
-/// (all-zero bits are 0.0).
+/// uninitialized): the first term is written through the pointer (or, when k = 0, the line is
+/// zeroed) before a slice is made of it.
 unsafe fn accumulate_lines<E: Float>(
     (c, stride, lines, len, k): (*mut E, isize, usize, usize, usize),
     beta: E,
@@ -363,22 +363,51 @@ unsafe fn accumulate_lines<E: Float>(
     source: impl Fn(isize) -> *const E,
 ) {
     for l in 0..lines as isize {
-        // SAFETY: the caller vouches for the line's `len` elements.
-        let line = unsafe {
+        // SAFETY: the caller vouches for the line's `len` elements, for the source lines and
+        // for the weights.
+        let (line, first) = unsafe {
             let start = c.offset(l * stride);
-            if beta == E::ZERO {
+            let first = if beta != E::ZERO {
+                std::slice::from_raw_parts_mut(start, len)
+                    .iter_mut()
+                    .for_each(|v| *v *= beta);
+                0
+            } else if k == 0 {
                 std::ptr::write_bytes(start, 0, len);
-            }
-            std::slice::from_raw_parts_mut(start, len)
+                0
+            } else {
+                // The first term written, not added to zeros: no pass over the line to clear
+                // it (a product of 0 and a negative number keeps its sign, -0, here).
+                let (w, src) = (weight(l, 0), std::slice::from_raw_parts(source(0), len));
+                for (j, &s) in src.iter().enumerate() {
+                    start.add(j).write(w * s);
+                }
+                1
+            };
+            (std::slice::from_raw_parts_mut(start, len), first)
         };
-        if beta != E::ZERO {
-            line.iter_mut().for_each(|v| *v *= beta);
-        }
-        for p in 0..k as isize {
+        for p in first..k as isize {
             // SAFETY: as above, for the source line and the weight.
             let (w, src) = unsafe { (weight(l, p), std::slice::from_raw_parts(source(p), len)) };
-            line.iter_mut().zip(src).for_each(|(c, &s)| *c += w * s);
+            axpy(line, w, src);
         }
+    }
+}
+
+/// `line += w * src`, four elements to a step (each element gets one multiply-add, in the
+/// same order as a plain loop).
+#[inline]
+fn axpy<E: Float>(line: &mut [E], w: E, src: &[E]) {
+    let mut lines = line.chunks_exact_mut(4);
+    let mut srcs = src.chunks_exact(4);
+    for (c, s) in (&mut lines).zip(&mut srcs) {
+        c[0] += w * s[0];
+        c[1] += w * s[1];
+        c[2] += w * s[2];
+        c[3] += w * s[3];
+    }
+    for (c, &s) in lines.into_remainder().iter_mut().zip(srcs.remainder()) {
+        *c += w * s;
     }
 }
 
