@@ -489,11 +489,15 @@ pub fn record(expression: &str, values: &str, limits: &ExprLimits) -> Result<Rec
         )));
     }
     let tape = Tape::<f64>::new();
+    // A value or gradient that is not finite stops recording with an error naming the node
+    // (JSON has no infinity, and the page could not show it).
+    tape.set_check_finite(true);
     let mut eval = Eval {
         tape: &tape,
         values: &values,
         leaves: Vec::new(),
         limits,
+        columns: Vec::new(),
     };
     let y = eval.eval(&ast)?;
     if y.shape().iter().product::<usize>() != 1 {
@@ -506,11 +510,7 @@ pub fn record(expression: &str, values: &str, limits: &ExprLimits) -> Result<Rec
             ),
         });
     }
-    let internal = |e: tapegrad_autodiff::AutodiffError| ExprError {
-        field: "expression",
-        column: 1,
-        message: e.to_string(),
-    };
+    let internal = |e: tapegrad_autodiff::AutodiffError| eval.convert(e, 1);
     let steps = tape.backward_steps(y).map_err(internal)?;
     let grads = tape.backward(y).map_err(internal)?;
     let rows = tape.rows();
@@ -536,25 +536,59 @@ struct Eval<'t, 'v> {
     /// Leaves recorded so far by name: a name used twice is one leaf (its gradient sums).
     leaves: Vec<(String, Var<'t, f64>)>,
     limits: &'v ExprLimits,
+    /// The column each node came from, by node id.
+    columns: Vec<usize>,
+}
+
+impl Eval<'_, '_> {
+    /// An error of the tape as the expression's error: a finite-check error points at the
+    /// column of the node it names, with a short message; any other at `col`.
+    fn convert(&self, e: tapegrad_autodiff::AutodiffError, col: usize) -> ExprError {
+        let tapegrad_autodiff::AutodiffError::NonFinite(report) = &e else {
+            return at(col, e.to_string());
+        };
+        let value = report.values.first().copied().unwrap_or(f64::NAN);
+        let column = self.columns.get(report.id).copied().unwrap_or(col);
+        let message = if report.phase == "forward" {
+            format!(
+                "`{}` gives {value} here: backward needs finite values",
+                report.op
+            )
+        } else {
+            format!(
+                "the gradient through `{}` here is {value}: backward needs finite values",
+                report.op
+            )
+        };
+        at(column, message)
+    }
 }
 
 impl<'t> Eval<'t, '_> {
+    /// Records `e` and notes the column of every node it added.
     fn eval(&mut self, e: &Expr) -> Result<Var<'t, f64>, ExprError> {
-        let col = match e {
-            Expr::Num(_, c)
-            | Expr::Name(_, c)
-            | Expr::Neg(_, c)
-            | Expr::Bin(_, _, _, c)
-            | Expr::Call(_, _, c) => *c,
-        };
+        let col = column_of(e);
+        let result = self.eval_node(e, col);
+        let n = self.tape.len();
+        if self.columns.len() < n {
+            self.columns.resize(n, col);
+        }
+        result
+    }
+
+    /// Records `e` (at column `col`) on the tape.
+    fn eval_node(&mut self, e: &Expr, col: usize) -> Result<Var<'t, f64>, ExprError> {
         if self.tape.len() >= self.limits.max_nodes {
             return Err(at(
                 col,
                 format!("more than {} nodes on the tape", self.limits.max_nodes),
             ));
         }
-        let fit =
-            |r: tapegrad_autodiff::Result<Var<'t, f64>>| r.map_err(|e| at(col, e.to_string()));
+        // A fallible op's error; a finite-check error an earlier op left pending surfaces
+        // here too, and points at that op.
+        let fit = |this: &Self, r: tapegrad_autodiff::Result<Var<'t, f64>>| {
+            r.map_err(|e| this.convert(e, col))
+        };
         Ok(match e {
             Expr::Num(v, _) => self.tape.constant(Tensor::scalar(*v)),
             Expr::Name(name, _) => {
@@ -585,12 +619,12 @@ impl<'t> Eval<'t, '_> {
                 }
                 let (x, y) = (self.eval(a)?, self.eval(b)?);
                 match op {
-                    '+' => fit(x.add(y))?,
-                    '-' => fit(x.sub(y))?,
-                    '*' => fit(x.mul(y))?,
-                    '/' => fit(x.div(y))?,
-                    '@' => fit(x.matmul(y))?,
-                    _ => fit(x.pow(y))?,
+                    '+' => fit(self, x.add(y))?,
+                    '-' => fit(self, x.sub(y))?,
+                    '*' => fit(self, x.mul(y))?,
+                    '/' => fit(self, x.div(y))?,
+                    '@' => fit(self, x.matmul(y))?,
+                    _ => fit(self, x.pow(y))?,
                 }
             }
             Expr::Call(name, args, _) => {
@@ -626,13 +660,13 @@ impl<'t> Eval<'t, '_> {
                     "softplus" => x.softplus(),
                     "sum" => x.sum(),
                     "mean" => x.mean(),
-                    "max" => fit(x.max())?,
+                    "max" => fit(self, x.max())?,
                     _ => {
                         let y = self.eval(&args[1])?;
                         match name.as_str() {
-                            "dot" => fit(x.mul(y))?.sum(),
-                            "matmul" => fit(x.matmul(y))?,
-                            _ => fit(x.pow(y))?,
+                            "dot" => fit(self, x.mul(y))?.sum(),
+                            "matmul" => fit(self, x.matmul(y))?,
+                            _ => fit(self, x.pow(y))?,
                         }
                     }
                 }
@@ -647,6 +681,16 @@ fn constant(e: &Expr) -> Option<f64> {
         Expr::Num(v, _) => Some(*v),
         Expr::Neg(inner, _) => constant(inner).map(|v| -v),
         _ => None,
+    }
+}
+
+fn column_of(e: &Expr) -> usize {
+    match e {
+        Expr::Num(_, c)
+        | Expr::Name(_, c)
+        | Expr::Neg(_, c)
+        | Expr::Bin(_, _, _, c)
+        | Expr::Call(_, _, c) => *c,
     }
 }
 
@@ -753,6 +797,25 @@ mod tests {
         assert!(e.message.contains("twice"));
         let e = run("pow(a)", "a = 1").unwrap_err();
         assert!(e.message.contains("takes 2 arguments"));
+    }
+
+    #[test]
+    fn values_that_are_not_finite_are_named_at_their_column() {
+        let e = run("a / 0 + 1", "a = 1").unwrap_err();
+        assert_eq!(e.column, 3, "{e}");
+        assert!(e.message.contains("`div` gives inf"), "{}", e.message);
+        // An op that cannot fail: its error surfaces at the end, still at its own column.
+        let e = run("2 * log(a - 1)", "a = 1").unwrap_err();
+        assert_eq!(e.column, 5, "{e}");
+        assert!(e.message.contains("`ln` gives -inf"), "{}", e.message);
+        // A finite value whose gradient is not: sqrt at 0.
+        let e = run("sqrt(a)", "a = 0").unwrap_err();
+        assert_eq!(e.column, 1, "{e}");
+        assert!(
+            e.message.contains("gradient through `sqrt`"),
+            "{}",
+            e.message
+        );
     }
 
     #[test]

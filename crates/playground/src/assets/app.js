@@ -347,6 +347,7 @@ function drawNeurons() {
 }
 
 function fmt(v) {
+  if (typeof v !== "number") return String(v);
   return Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-3 && v !== 0) ? v.toExponential(3) : v.toFixed(4);
 }
 
