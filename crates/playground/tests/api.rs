@@ -87,14 +87,7 @@ impl Client {
 
 /// Opens the session's event stream on a raw socket (the request sent, nothing read yet).
 fn open_events(server: &Server, id: &str) -> TcpStream {
-    let mut tcp = TcpStream::connect(server.addr()).unwrap();
-    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
-    write!(
-        tcp,
-        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
-    )
-    .unwrap();
-    tcp
+    open_events_at(&format!("http://{}", server.addr()), id)
 }
 
 fn start(limits: ServerLimits) -> Server {
@@ -570,4 +563,77 @@ fn a_session_nobody_watches_pauses() {
     assert!(w["epoch"].as_u64().unwrap() > e);
     drop(events);
     server.stop();
+}
+
+#[test]
+fn many_clients_at_once_neither_deadlock_nor_mix_sessions() {
+    let server = start(ServerLimits::default());
+    let base = format!("http://{}", server.addr());
+    let (done_tx, done_rx) = std::sync::mpsc::channel();
+    for t in 0..8u64 {
+        let (base, done) = (base.clone(), done_tx.clone());
+        std::thread::spawn(move || {
+            let c = Client {
+                base,
+                agent: ureq::Agent::config_builder()
+                    .http_status_as_error(false)
+                    .timeout_global(Some(Duration::from_secs(30)))
+                    .build()
+                    .into(),
+            };
+            let points = 100 + 10 * t as usize;
+            let id = c.create(json!({ "points": points, "speed": 500, "seed": t }));
+            let events = open_events_at(&c.base, &id);
+            for round in 0..12 {
+                let path = format!("/api/sessions/{id}");
+                match round % 6 {
+                    0 => drop(c.ok("POST", &format!("{path}/start"), None)),
+                    1 => drop(c.ok("POST", &format!("{path}/step"), None)),
+                    2 => {
+                        let mut config = c.ok("GET", &path, None)["config"].clone();
+                        config["learning_rate"] = json!(0.1 + t as f64 / 100.0);
+                        drop(c.ok("PUT", &format!("{path}/config"), Some(config)));
+                    }
+                    3 => drop(c.ok(
+                        "POST",
+                        "/api/tape",
+                        Some(json!({ "expression": "sigmoid(w * x + b)", "values": format!("w = {t}, x = 2, b = 1") })),
+                    )),
+                    4 => drop(c.ok("POST", &format!("{path}/pause"), None)),
+                    _ => drop(c.ok("POST", &format!("{path}/reset"), None)),
+                }
+            }
+            // Each client sees its own session, with its own settings.
+            let s = c.ok("GET", &format!("/api/sessions/{id}"), None);
+            let own = s["config"]["points"].as_u64() == Some(points as u64)
+                && s["config"]["seed"].as_u64() == Some(t)
+                && s["config"]["learning_rate"].as_f64() == Some(0.1 + t as f64 / 100.0);
+            drop(events);
+            if !own {
+                eprintln!("client {t}: {}", s["config"]);
+            }
+            let _ = done.send(own);
+        });
+    }
+    drop(done_tx);
+    for _ in 0..8 {
+        let own = done_rx
+            .recv_timeout(Duration::from_secs(120))
+            .expect("every client finishes: no deadlock");
+        assert!(own, "a client saw another's settings");
+    }
+    server.stop();
+}
+
+/// [`open_events`] by address, for clients on other threads.
+fn open_events_at(base: &str, id: &str) -> TcpStream {
+    let addr = base.trim_start_matches("http://");
+    let mut tcp = TcpStream::connect(addr).unwrap();
+    tcp.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    write!(
+        tcp,
+        "GET /api/sessions/{id}/events HTTP/1.1\r\nHost: x\r\n\r\n"
+    )
+    .unwrap();
+    tcp
 }
