@@ -166,6 +166,14 @@ pub fn gemm_into<E: Float>(
     out: &mut Tensor<E>,
 ) -> Result<()> {
     let (va, vb) = (view("matmul", a, ta)?, view("matmul", b, tb)?);
+    if let Some(t) = Tiny::of(&va, a.as_slice(), &vb, b.as_slice())
+        && out.shape() == [t.m, t.n]
+    {
+        // SAFETY: `out` is an initialized tensor of the product's shape, apart from `a` and
+        // `b` (the borrows guarantee it).
+        unsafe { t.run(alpha, beta, out.as_mut_slice().as_mut_ptr()) };
+        return Ok(());
+    }
     let plan = plan(a, &va, b, &vb)?;
     if out.shape() != plan.shape.as_slice() {
         return Err(TensorError::ShapeMismatch {
@@ -429,6 +437,65 @@ fn dot<E: Float>(a: &[E], b: &[E]) -> E {
         tail += x * y;
     }
     ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7])) + tail
+}
+
+/// A product of two matrices (no batch axes) of at most [`TINY_MACS`] multiply-adds, run by
+/// the plain loops directly: the very call [`gemm_blocks`] makes for such a product (so the
+/// same numbers), without the plan, the batch bookkeeping and the dispatch, which cost more
+/// than a tiny network's product itself.
+struct Tiny<'s, E> {
+    m: usize,
+    k: usize,
+    n: usize,
+    a: &'s [E],
+    b: &'s [E],
+    sa: (isize, isize),
+    sb: (isize, isize),
+}
+
+impl<'s, E: Float> Tiny<'s, E> {
+    /// The product of the views, if it is tiny; `None` for anything else.
+    fn of(va: &View, a: &'s [E], vb: &View, b: &'s [E]) -> Option<Self> {
+        let (m, k, n) = (va.rows, va.cols, vb.cols);
+        let macs = m.checked_mul(k)?.checked_mul(n)?;
+        let plain = va.batch.is_empty() && vb.batch.is_empty() && vb.rows == k;
+        (plain && k > 0 && macs > 0 && macs <= TINY_MACS).then_some(Tiny {
+            m,
+            k,
+            n,
+            a,
+            b,
+            sa: (va.rs, va.cs),
+            sb: (vb.rs, vb.cs),
+        })
+    }
+
+    /// C (`m x n`, row-major) = alpha A B + beta C.
+    ///
+    /// # Safety
+    ///
+    /// `c` must be valid for `m * n` writes, initialized unless beta = 0, and apart from the
+    /// operands.
+    unsafe fn run(&self, alpha: E, beta: E, c: *mut E) {
+        let block = Block {
+            a: self.a.as_ptr(),
+            b: self.b.as_ptr(),
+            c,
+        };
+        // SAFETY: the views come from the operands' shapes, so every index the loops read lies
+        // inside `a` and `b`; the caller vouches for `c`.
+        unsafe {
+            gemm_tiny(
+                (self.m, self.k, self.n),
+                alpha,
+                block,
+                self.sa,
+                self.sb,
+                beta,
+                (self.n as isize, 1),
+            )
+        }
+    }
 }
 
 /// C = alpha op(A) op(B) + beta C by plain loops, for tiny products (a 2-8-1 network's layers)
@@ -832,6 +899,13 @@ impl<E: Float> Tensor<E> {
     /// As [`Tensor::matmul`], for the transposed shapes.
     pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
+        if let Some(t) = Tiny::of(&va, self.as_slice(), &vb, other.as_slice()) {
+            // At most TINY_MACS elements (k >= 1): zero-filled, inline up to four.
+            let mut data: Storage<E> = crate::tensor::storage_filled(E::ZERO, t.m * t.n);
+            // SAFETY: `data` holds m * n initialized elements of its own.
+            unsafe { t.run(E::ONE, E::ZERO, data.as_mut_ptr()) };
+            return Ok(Tensor::from_parts(data, SmallVec::from_slice(&[t.m, t.n])));
+        }
         let plan = plan(self, &va, other, &vb)?;
         let shape = crate::tensor::shape_of(&plan.shape);
         let n = crate::tensor::len_of(&shape);
