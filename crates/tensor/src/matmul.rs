@@ -376,9 +376,12 @@ unsafe fn accumulate_lines<E: Float>(
         let (line, first) = unsafe {
             let start = c.offset(l * stride);
             let first = if beta != E::ZERO {
-                std::slice::from_raw_parts_mut(start, len)
-                    .iter_mut()
-                    .for_each(|v| *v *= beta);
+                // Times one is the value itself, bit for bit: skip the pass (a layer's bias rows).
+                if beta != E::ONE {
+                    std::slice::from_raw_parts_mut(start, len)
+                        .iter_mut()
+                        .for_each(|v| *v *= beta);
+                }
                 0
             } else if k == 0 {
                 std::ptr::write_bytes(start, 0, len);
@@ -402,17 +405,20 @@ unsafe fn accumulate_lines<E: Float>(
     }
 }
 
-/// `line += w * src`, four elements to a step (each element gets one multiply-add, in the
-/// same order as a plain loop).
+/// `line += w * src`, eight elements to a step through fixed-size arrays, which the compiler
+/// turns into a few vector operations even for a line of eight (each element gets one
+/// multiply-add, in the same order as a plain loop).
 #[inline]
 fn axpy<E: Float>(line: &mut [E], w: E, src: &[E]) {
-    let mut lines = line.chunks_exact_mut(4);
-    let mut srcs = src.chunks_exact(4);
+    let mut lines = line.chunks_exact_mut(8);
+    let mut srcs = src.chunks_exact(8);
     for (c, s) in (&mut lines).zip(&mut srcs) {
-        c[0] += w * s[0];
-        c[1] += w * s[1];
-        c[2] += w * s[2];
-        c[3] += w * s[3];
+        let (Ok(c), Ok(s)) = (<&mut [E; 8]>::try_from(c), <&[E; 8]>::try_from(s)) else {
+            unreachable!("chunks of eight");
+        };
+        for t in 0..8 {
+            c[t] += w * s[t];
+        }
     }
     for (c, &s) in lines.into_remainder().iter_mut().zip(srcs.remainder()) {
         *c += w * s;
@@ -900,10 +906,27 @@ impl<E: Float> Tensor<E> {
     pub fn matmul_t(&self, ta: Transpose, other: &Tensor<E>, tb: Transpose) -> Result<Tensor<E>> {
         let (va, vb) = (view("matmul", self, ta)?, view("matmul", other, tb)?);
         if let Some(t) = Tiny::of(&va, self.as_slice(), &vb, other.as_slice()) {
-            // At most TINY_MACS elements (k >= 1): zero-filled, inline up to four.
-            let mut data: Storage<E> = crate::tensor::storage_filled(E::ZERO, t.m * t.n);
-            // SAFETY: `data` holds m * n initialized elements of its own.
-            unsafe { t.run(E::ONE, E::ZERO, data.as_mut_ptr()) };
+            // At most TINY_MACS elements (k >= 1), a size the operands vouch for.
+            let n = t.m * t.n;
+            let data: Storage<E> = if n <= 4 {
+                let mut small: Storage<E> = crate::tensor::storage_filled(E::ZERO, n);
+                // SAFETY: `small` holds n initialized elements of its own.
+                unsafe { t.run(E::ONE, E::ZERO, small.as_mut_ptr()) };
+                small
+            } else {
+                let mut buf: Vec<E> = crate::pool::take(n);
+                // SAFETY: with beta = 0 and k > 0 the loops write all n elements through the
+                // pointer without reading them, and `buf` has room for n.
+                unsafe {
+                    t.run(
+                        E::ONE,
+                        E::ZERO,
+                        buf.spare_capacity_mut().as_mut_ptr().cast(),
+                    );
+                    buf.set_len(n);
+                }
+                SmallVec::from_vec(buf)
+            };
             return Ok(Tensor::from_parts(data, SmallVec::from_slice(&[t.m, t.n])));
         }
         let plan = plan(self, &va, other, &vb)?;
