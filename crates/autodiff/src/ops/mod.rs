@@ -675,7 +675,7 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
     }
 
     /// Moves what ops wrote into stand-in slots of one-element inputs into their gradients.
-    pub(crate) fn finish(mut self) {
+    pub(crate) fn finish(&mut self) {
         for k in 0..self.inputs.len().min(2) {
             if let Some(t) = self.scratch[k].take() {
                 let i = self.input_id(k);
