@@ -74,8 +74,35 @@ fn check_matmul<E: Float>(tol: f64, seed: u64) {
             };
             gemm_into(x, tx, y, ty, E::ONE, E::ONE, &mut c).unwrap();
             assert_close(&to_f64(&c), &doubled, tol);
+            // Other alpha and beta: 0.5 A B - 2 (A B) = -1.5 A B.
+            let mut c = a.matmul(&b).unwrap();
+            let (half, minus_two) = (E::from_f64(0.5), E::from_f64(-2.0));
+            gemm_into(x, tx, y, ty, half, minus_two, &mut c).unwrap();
+            let scaled: Vec<f64> = want.iter().map(|v| -1.5 * v).collect();
+            assert_close(&to_f64(&c), &scaled, tol * 2.0);
         }
     }
+    // No inner dimension: the product is zero, and accumulating scales by beta only.
+    let (a, b) = (Tensor::<E>::zeros(&[3, 0]), Tensor::<E>::zeros(&[0, 5]));
+    assert!(
+        a.matmul(&b)
+            .unwrap()
+            .as_slice()
+            .iter()
+            .all(|&v| v == E::ZERO)
+    );
+    let mut c = Tensor::<E>::ones(&[3, 5]);
+    gemm_into(
+        &a,
+        Transpose::No,
+        &b,
+        Transpose::No,
+        E::ONE,
+        E::from_f64(3.0),
+        &mut c,
+    )
+    .unwrap();
+    assert!(c.as_slice().iter().all(|&v| v == E::from_f64(3.0)));
 }
 
 #[test]
