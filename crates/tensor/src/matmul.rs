@@ -358,75 +358,70 @@ const TINY_MACS: usize = 512;
 /// line l at `c + l * stride`): line l = beta line l + sum over p < k of `weight(l, p)` times
 /// the contiguous `len` elements at `source(p)`, added in order of p.
 ///
-/// A line is done eight elements at a time, each block of eight held in a register array
-/// while all k terms are added into it and then stored once; every element gets the same
-/// operations in the same order as adding whole lines term by term would give it.
-///
 /// # Safety
 ///
 /// Every line of C must be valid for `len` writes, every `source(p)` for `len` reads, and
 /// `weight` must read inside its matrix. With beta = 0, C is not read (it may be
-/// uninitialized): it is only written, through the pointer.
+/// uninitialized): the first term is written through the pointer (or, when k = 0, the line is
+/// zeroed) before a slice is made of it.
 unsafe fn accumulate_lines<E: Float>(
     (c, stride, lines, len, k): (*mut E, isize, usize, usize, usize),
     beta: E,
     weight: impl Fn(isize, isize) -> E,
     source: impl Fn(isize) -> *const E,
 ) {
-    // The first term of an element: beta times its value (the value itself for beta = 1, bit
-    // for bit), or with beta = 0 the product with p = 0 (or 0 when k = 0).
-    let from_c = beta != E::ZERO;
-    let first = if from_c || k == 0 { 0 } else { 1 };
     for l in 0..lines as isize {
-        // SAFETY (the whole block): the caller vouches for the line's `len` elements, for
-        // `len` elements at every source and for the weights; blocks and tails stay inside
-        // `len`.
-        unsafe {
+        // SAFETY: the caller vouches for the line's `len` elements, for the source lines and
+        // for the weights.
+        let (line, first) = unsafe {
             let start = c.offset(l * stride);
-            let blocks = len / 8;
-            for blk in 0..blocks {
-                let at = blk * 8;
-                let mut acc: [E; 8] = if from_c {
-                    let cur = start.add(at).cast::<[E; 8]>().read_unaligned();
-                    if beta == E::ONE {
-                        cur
-                    } else {
-                        cur.map(|v| v * beta)
-                    }
-                } else if k == 0 {
-                    [E::ZERO; 8]
-                } else {
-                    let w = weight(l, 0);
-                    source(0)
-                        .add(at)
-                        .cast::<[E; 8]>()
-                        .read_unaligned()
-                        .map(|s| w * s)
-                };
-                for p in first..k as isize {
-                    let w = weight(l, p);
-                    let src = source(p).add(at).cast::<[E; 8]>().read_unaligned();
-                    for t in 0..8 {
-                        acc[t] += w * src[t];
-                    }
+            let first = if beta != E::ZERO {
+                // Times one is the value itself, bit for bit: skip the pass (a layer's bias rows).
+                if beta != E::ONE {
+                    std::slice::from_raw_parts_mut(start, len)
+                        .iter_mut()
+                        .for_each(|v| *v *= beta);
                 }
-                start.add(at).cast::<[E; 8]>().write_unaligned(acc);
-            }
-            for j in blocks * 8..len {
-                let mut v = if from_c {
-                    let cur = start.add(j).read();
-                    if beta == E::ONE { cur } else { cur * beta }
-                } else if k == 0 {
-                    E::ZERO
-                } else {
-                    weight(l, 0) * source(0).add(j).read()
-                };
-                for p in first..k as isize {
-                    v += weight(l, p) * source(p).add(j).read();
+                0
+            } else if k == 0 {
+                std::ptr::write_bytes(start, 0, len);
+                0
+            } else {
+                // The first term written, not added to zeros: no pass over the line to clear
+                // it (a product of 0 and a negative number keeps its sign, -0, here).
+                let (w, src) = (weight(l, 0), std::slice::from_raw_parts(source(0), len));
+                for (j, &s) in src.iter().enumerate() {
+                    start.add(j).write(w * s);
                 }
-                start.add(j).write(v);
-            }
+                1
+            };
+            (std::slice::from_raw_parts_mut(start, len), first)
+        };
+        for p in first..k as isize {
+            // SAFETY: as above, for the source line and the weight.
+            let (w, src) = unsafe { (weight(l, p), std::slice::from_raw_parts(source(p), len)) };
+            axpy(line, w, src);
         }
+    }
+}
+
+/// `line += w * src`, eight elements to a step through fixed-size arrays, which the compiler
+/// turns into a few vector operations even for a line of eight (each element gets one
+/// multiply-add, in the same order as a plain loop).
+#[inline]
+fn axpy<E: Float>(line: &mut [E], w: E, src: &[E]) {
+    let mut lines = line.chunks_exact_mut(8);
+    let mut srcs = src.chunks_exact(8);
+    for (c, s) in (&mut lines).zip(&mut srcs) {
+        let (Ok(c), Ok(s)) = (<&mut [E; 8]>::try_from(c), <&[E; 8]>::try_from(s)) else {
+            unreachable!("chunks of eight");
+        };
+        for t in 0..8 {
+            c[t] += w * s[t];
+        }
+    }
+    for (c, &s) in lines.into_remainder().iter_mut().zip(srcs.remainder()) {
+        *c += w * s;
     }
 }
 
