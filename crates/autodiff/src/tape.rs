@@ -165,6 +165,29 @@ impl<E: Float> Store<E> {
         }
     }
 
+    /// Takes node `i`'s own value tensor out (leaving an empty rank-0 stand-in, no
+    /// allocation), to be recomputed in place and put back with [`Store::put_value`]; `None`
+    /// for a rank-0 or shared value.
+    pub(crate) fn take_value(&mut self, i: usize) -> Option<Tensor<E>> {
+        match self.nodes[i].value {
+            RANK0 => None,
+            v if v & SHARED != 0 => None,
+            v => Some(std::mem::replace(
+                &mut self.values[v as usize],
+                Tensor::scalar(E::ZERO),
+            )),
+        }
+    }
+
+    /// Puts back a value taken by [`Store::take_value`], recomputed.
+    pub(crate) fn put_value(&mut self, i: usize, t: Tensor<E>) {
+        let node = &mut self.nodes[i];
+        node.x = t.as_slice().first().copied().unwrap_or(E::ZERO);
+        let v = node.value;
+        debug_assert!(v != RANK0 && v & SHARED == 0, "a value of the tape's own");
+        self.values[(v & !SHARED) as usize] = t;
+    }
+
     /// Stores node `i`'s recomputed value, saved tensor and index lists.
     pub(crate) fn set_recomputed(&mut self, i: usize, r: crate::ops::replay::Recomputed<E>) {
         let node = &mut self.nodes[i];

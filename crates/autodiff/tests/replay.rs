@@ -167,3 +167,45 @@ fn a_replay_keeps_the_dropout_mask_it_recorded() {
     assert_eq!(kept, again);
     assert!(y.value().as_slice().iter().all(|&v| v == 0.0 || v == 6.0));
 }
+
+#[test]
+fn layers_replayed_in_place_match_a_new_recording() {
+    // Linear nodes are recomputed into their own buffers: a batch of sequences into one
+    // neuron, an inline 2x2 output, and an empty batch.
+    for (xs, ws) in [
+        (vec![3usize, 2, 5], vec![5usize, 1]),
+        (vec![2, 2], vec![2, 2]),
+        (vec![0, 3], vec![3, 4]),
+    ] {
+        let tape = Tape::<f64>::new();
+        let (loss, vars, y) = layer(&tape, &xs, &ws, 1);
+        let new = [t(&xs, 7), t(&ws, 8), t(&[ws[1]], 9)];
+        let pairs: Vec<(Var<'_, f64>, &Tensor<f64>)> = vars.iter().copied().zip(&new).collect();
+        tape.replay(&pairs).unwrap();
+        let fresh = Tape::<f64>::new();
+        let (floss, fvars, fy) = layer(&fresh, &xs, &ws, 7);
+        assert_eq!(bits(&y.value()), bits(&fy.value()), "{xs:?} x {ws:?}");
+        assert_eq!(
+            loss.item().unwrap().to_bits(),
+            floss.item().unwrap().to_bits()
+        );
+        let (g, fg) = (tape.backward(loss).unwrap(), fresh.backward(floss).unwrap());
+        for (v, fv) in vars.iter().zip(&fvars) {
+            assert_eq!(bits(&g[*v]), bits(&fg[*fv]));
+        }
+    }
+}
+
+/// A linear layer on `tape` with leaves from `seed`: (loss, [x, w, b], the layer's output).
+fn layer<'t>(
+    tape: &'t Tape<f64>,
+    xs: &[usize],
+    ws: &[usize],
+    seed: usize,
+) -> (Var<'t, f64>, [Var<'t, f64>; 3], Var<'t, f64>) {
+    let x = tape.var(t(xs, seed));
+    let w = tape.var(t(ws, seed + 1));
+    let b = tape.var(t(&[ws[1]], seed + 2));
+    let y = x.linear(w, b).unwrap();
+    (y.tanh().sum() + y.sum(), [x, w, b], y)
+}
