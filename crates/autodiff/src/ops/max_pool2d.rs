@@ -1,7 +1,7 @@
 //! `max_pool2d`: the maximum of each window of an NCHW input; the gradient flows to each
 //! window's first maximal pixel (as PyTorch's), accumulating where windows overlap.
 
-use tapegrad_tensor::{Float, Tensor};
+use tapegrad_tensor::Float;
 
 use super::{BackwardCtx, Op};
 use crate::error::Result;
@@ -39,14 +39,8 @@ impl<E: Float> Var<'_, E> {
     }
 }
 
+/// Each window's gradient goes to the input element its maximum came from (the argmax
+/// positions `at`): the backward of a gather by those positions.
 pub(super) fn backward<E: Float>(ctx: &mut BackwardCtx<'_, E>, at: &[usize]) -> Result<()> {
-    if !ctx.wants(0) {
-        return Ok(());
-    }
-    let mut dx = Tensor::zeros(ctx.input(0).shape());
-    let d = dx.as_mut_slice();
-    for (&k, &g) in at.iter().zip(ctx.grad().as_slice()) {
-        d[k] += g;
-    }
-    ctx.accumulate(0, dx)
+    super::flat_index::backward_gather(ctx, at)
 }
