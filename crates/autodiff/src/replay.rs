@@ -143,30 +143,15 @@ impl<E: Float> Tape<E> {
                     x.is_finite()
                 }
                 None if matches!(self.store().nodes[i].op, Op::Linear) => {
-                    // A layer recomputed into its own buffer, as `Tensor::linear` computes it
-                    // (the bias rows, then the product added into them): no buffer taken from
-                    // the pool or given back.
+                    // A layer recomputed into its own buffer (`Tensor::linear_into`): no buffer
+                    // taken from the pool or given back.
                     let Some(mut out) = self.store.borrow_mut().take_value(i) else {
                         unreachable!("a linear node's value is its own tensor");
                     };
                     let result = {
                         let store = self.store();
-                        let inputs = store.inputs(i);
-                        let v = |k: usize| store.value(inputs[k] as usize);
-                        let (x, w, b) = (v(0), v(1), v(2));
-                        let m = b.len().max(1);
-                        for row in out.as_mut_slice().chunks_exact_mut(m) {
-                            row.copy_from_slice(b.as_slice());
-                        }
-                        tapegrad_tensor::gemm_into(
-                            &x,
-                            tapegrad_tensor::Transpose::No,
-                            &w,
-                            tapegrad_tensor::Transpose::No,
-                            E::ONE,
-                            E::ONE,
-                            &mut out,
-                        )
+                        let v = |k: usize| store.value(store.inputs(i)[k] as usize);
+                        v(0).linear_into(&v(1), &v(2), &mut out)
                     };
                     let finite = !check || out.all_finite();
                     self.store.borrow_mut().put_value(i, out);

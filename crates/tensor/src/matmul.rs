@@ -783,19 +783,10 @@ impl<E: Float> Tensor<E> {
     /// [`TensorError::Invalid`] naming the three shapes unless they are `[..., k]` (rank 2 or
     /// more), `[k, m]` and `[m]`.
     pub fn linear(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Tensor<E>> {
-        let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
+        let shape = self.linear_shape(w, b)?;
+        let xs = self.shape();
         let r = xs.len();
-        if r < 2 || ws.len() != 2 || xs[r - 1] != ws[0] || bs != [ws[1]] {
-            return Err(TensorError::Invalid {
-                op: "linear",
-                reason: format!(
-                    "expected x [..., k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
-                ),
-            });
-        }
         // The bias rows, one per sample: the product accumulates into them.
-        let mut shape: Shape = crate::tensor::shape_of(xs);
-        shape[r - 1] = ws[1];
         let n = crate::tensor::len_of(&xs[..r - 1]);
         let len = crate::tensor::checked_numel("linear", &shape)?;
         let data = if len == 0 {
@@ -826,6 +817,57 @@ impl<E: Float> Tensor<E> {
             &mut y,
         )?;
         Ok(y)
+    }
+
+    /// [`Tensor::linear`] into `out`, a tensor of the result's shape whose buffer is reused:
+    /// the same bias rows and the same product added into them, so the same numbers.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x = Tensor::<f64>::from_vec(vec![1.0, 2.0], &[1, 2])?;
+    /// let w = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2])?;
+    /// let b = Tensor::from_vec(vec![10.0, 20.0], &[2])?;
+    /// let mut out = Tensor::zeros(&[1, 2]);
+    /// x.linear_into(&w, &b, &mut out)?;
+    /// assert_eq!(out, x.linear(&w, &b)?);
+    /// assert!(x.linear_into(&w, &b, &mut Tensor::zeros(&[2, 2])).is_err());
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Tensor::linear`], and [`TensorError::ShapeMismatch`] when `out` does not have the
+    /// result's shape.
+    pub fn linear_into(&self, w: &Tensor<E>, b: &Tensor<E>, out: &mut Tensor<E>) -> Result<()> {
+        let shape = self.linear_shape(w, b)?;
+        if out.shape() != shape.as_slice() {
+            return Err(TensorError::ShapeMismatch {
+                op: "linear (output)",
+                lhs: shape.to_vec(),
+                rhs: out.shape().to_vec(),
+            });
+        }
+        for row in out.as_mut_slice().chunks_exact_mut(b.len().max(1)) {
+            row.copy_from_slice(b.as_slice());
+        }
+        gemm_into(self, Transpose::No, w, Transpose::No, E::ONE, E::ONE, out)
+    }
+
+    /// The shape of `self W + b`, or the error naming the three shapes.
+    fn linear_shape(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Shape> {
+        let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
+        let r = xs.len();
+        if r < 2 || ws.len() != 2 || xs[r - 1] != ws[0] || bs != [ws[1]] {
+            return Err(TensorError::Invalid {
+                op: "linear",
+                reason: format!(
+                    "expected x [..., k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
+                ),
+            });
+        }
+        let mut shape: Shape = crate::tensor::shape_of(xs);
+        shape[r - 1] = ws[1];
+        Ok(shape)
     }
 }
 
