@@ -976,16 +976,20 @@ impl MlpHvp {
             .expect("labels")
     }
 
+    /// The parameters as shared leaves of `tape`.
+    fn bind<'t>(&self, tape: &'t Tape<f32>) -> Vec<Var<'t, f32>> {
+        self.net
+            .params
+            .iter()
+            .map(|(_, p)| tape.var_shared(p.shared()))
+            .collect()
+    }
+
     /// H v; returns one of its elements.
     pub fn hvp(&mut self) -> f32 {
         self.tape.clear();
         let tape = &self.tape;
-        let params: Vec<Var<'_, f32>> = self
-            .net
-            .params
-            .iter()
-            .map(|(_, p)| tape.var_shared(p.shared()))
-            .collect();
+        let params = self.bind(tape);
         let loss = self.loss(tape, &params);
         let g = tape.grad(loss, &params).expect("differentiable");
         let mut dot = g[0]
@@ -1004,12 +1008,7 @@ impl MlpHvp {
     pub fn gradient(&mut self) -> f32 {
         self.tape.clear();
         let tape = &self.tape;
-        let params: Vec<Var<'_, f32>> = self
-            .net
-            .params
-            .iter()
-            .map(|(_, p)| tape.var_shared(p.shared()))
-            .collect();
+        let params = self.bind(tape);
         let loss = self.loss(tape, &params);
         let grads = tape.backward(loss).expect("scalar");
         grads[params[0]].as_slice()[0]
