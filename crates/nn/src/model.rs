@@ -271,11 +271,35 @@ pub trait Model<E: Float = f32> {
     ///
     /// When the dataset does not fit the model or the loss.
     fn loss(&self, data_set: &Dataset<E>, loss: Loss) -> Result<f64> {
+        self.evaluate(data_set, loss).map(|(l, _)| l)
+    }
+
+    /// [`Model::loss`] and, for a dataset with class labels, [`Model::accuracy`], from one
+    /// forward pass: the numbers the two give, for half the work (a validation step that wants
+    /// both, as an epoch's report).
+    ///
+    /// ```
+    /// use rand::{SeedableRng, rngs::StdRng};
+    /// use tapegrad_nn::{Loss, Model, Network, data};
+    /// let mut rng = StdRng::seed_from_u64(0);
+    /// let xor = data::xor::<f64, _>(40, 0.1, &mut rng);
+    /// let net = Network::mlp(&[2, 4, 1], &mut rng);
+    /// let (loss, accuracy) = net.evaluate(&xor, Loss::Auto)?;
+    /// assert_eq!(loss, net.loss(&xor, Loss::Auto)?);
+    /// assert_eq!(accuracy, Some(net.accuracy(&xor)?));
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Model::loss`].
+    fn evaluate(&self, data_set: &Dataset<E>, loss: Loss) -> Result<(f64, Option<f64>)> {
         let width = check_data(self, data_set, "loss")?;
         let loss = loss.resolve(width, data_set)?;
         let n = data_set.len();
+        let labels = data_set.labels();
         let mut tape = Tape::<E>::new();
-        let mut total = 0.0;
+        let (mut total, mut hits) = (0.0, 0usize);
         for start in (0..n).step_by(EVAL_BATCH) {
             let rows: Vec<usize> = (start..(start + EVAL_BATCH).min(n)).collect();
             tape.clear();
@@ -283,11 +307,22 @@ pub trait Model<E: Float = f32> {
             let l = tape.no_grad(|| {
                 let bound = self.params().bind(&tape);
                 let out = self.outputs(&bound, tape.constant(xb))?;
+                if let Some(labels) = labels {
+                    // The class of each row as `predict_classes` reads it from the logits.
+                    hits += out.logits.with_value(|z| {
+                        let k = z.shape().get(1).copied().unwrap_or(1).max(1);
+                        rows.iter()
+                            .zip(z.as_slice().chunks_exact(k))
+                            .filter(|&(&r, row)| labels[r] == class_of_row(row, E::ZERO))
+                            .count()
+                    });
+                }
                 Ok::<E, crate::NnError>(loss.on_batch(&tape, out, data_set, &rows)?.item()?)
             })?;
             total += l.to_f64() * rows.len() as f64;
         }
-        Ok(total / n as f64)
+        let accuracy = labels.map(|_| hits as f64 / n as f64);
+        Ok((total / n as f64, accuracy))
     }
 }
 
