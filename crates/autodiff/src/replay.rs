@@ -36,7 +36,7 @@ impl<E: Float> Tape<E> {
                 reason: format!("the tape holds {n} nodes"),
             });
         }
-        Ok(Var::new(self, id as u32))
+        Ok(Var::at(self, id as u32))
     }
 
     /// Recomputes every node of the tape from new values of some of its leaves (vars or
@@ -78,6 +78,8 @@ impl<E: Float> Tape<E> {
     /// [`AutodiffError::NonFinite`] from the finite check when it is on. On an error the values
     /// are partly recomputed: replay again before reading them.
     pub fn replay(&self, leaves: &[(Var<'_, E>, &Tensor<E>)]) -> Result<()> {
+        // Values change under live vars from here on: the scalar path stops trusting theirs.
+        self.replayed.set(true);
         for &(v, t) in leaves {
             v.check_tape(self, "replay")?;
             let store = self.store();

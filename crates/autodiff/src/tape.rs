@@ -47,6 +47,38 @@ pub(crate) struct Node<E: Float> {
     /// plain number beside the tensor slots, so a graph of scalars never builds a gradient
     /// tensor (leaves get theirs as a tensor at the end).
     pub(crate) single: bool,
+    /// What the scalar backward ([`scalar_run`]) does with this node, fixed when it is
+    /// recorded: one byte to test per node instead of three.
+    run: Run,
+}
+
+/// What [`scalar_run`] does with a node.
+#[derive(Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+enum Run {
+    /// Stops: the general loop takes the node (a tensor, a leaf that requires a gradient, an op
+    /// of more inputs).
+    Stop,
+    /// Passes over it: a one-element node no gradient flows to.
+    Pass,
+    /// A one-element node computed by an op of one input that requires a gradient.
+    Unary,
+    /// A one-element node computed by an op of two inputs that requires a gradient.
+    Binary,
+}
+
+impl Run {
+    /// The kind of a node with these properties.
+    #[inline(always)]
+    fn of(single: bool, requires_grad: bool, arity: u8) -> Run {
+        match (single, requires_grad, arity) {
+            (false, _, _) => Run::Stop,
+            (true, false, _) => Run::Pass,
+            (true, true, 1) => Run::Unary,
+            (true, true, 2) => Run::Binary,
+            (true, true, _) => Run::Stop,
+        }
+    }
 }
 
 impl<E: Float> Node<E> {
@@ -294,6 +326,10 @@ pub struct Tape<E: Float = f32> {
     /// the next fallible op or by `backward` (the error is built then, so it shows the label
     /// given with `named` right after the op).
     pub(crate) pending: Cell<Option<usize>>,
+    /// Whether [`Tape::replay`] has run since the last [`Tape::clear`]: it changes recorded
+    /// values under live vars, so from then on the scalar path reads inputs from the records
+    /// rather than from the vars (see `Var::x`).
+    pub(crate) replayed: Cell<bool>,
 }
 
 impl<E: Float> Default for Tape<E> {
@@ -338,6 +374,7 @@ impl<E: Float> Tape<E> {
             watched: Cell::new(false),
             prof: RefCell::new(crate::profile::Prof::default()),
             pending: Cell::new(None),
+            replayed: Cell::new(false),
         }
     }
 
@@ -470,6 +507,7 @@ impl<E: Float> Tape<E> {
         self.prof.get_mut().clear(self.profiling.get());
         self.slots.set(0);
         self.pending.set(None);
+        self.replayed.set(false);
     }
 
     /// Runs `f` without recording gradients: ops inside still compute values (as nodes that no
@@ -618,6 +656,7 @@ impl<E: Float> Tape<E> {
             x,
             requires_grad,
             single,
+            run: Run::of(single, requires_grad, arity),
         });
         if !finite && self.pending.get().is_none() {
             self.pending.set(Some(id));
@@ -625,7 +664,7 @@ impl<E: Float> Tape<E> {
         if self.profiling.get() {
             self.prof.borrow_mut().forward_node(id);
         }
-        Var::new(self, id as u32)
+        Var::new(self, id as u32, x)
     }
 
     /// Records a rank-0 node computed by an elementwise unary op from the rank-0 node `a`: the
@@ -636,58 +675,74 @@ impl<E: Float> Tape<E> {
     pub(crate) fn record_scalar_unary(
         &self,
         op: Op<E>,
-        a: u32,
+        a: Var<'_, E>,
         f: impl FnOnce(E) -> E,
     ) -> std::result::Result<Var<'_, E>, Op<E>> {
+        if self.replayed.get() {
+            return Err(op);
+        }
         let mut store = self.store.borrow_mut();
-        let Some(na) = store.nodes.get(a as usize).filter(|n| n.rank0()) else {
+        let Some(na) = store.nodes.get(a.index()).filter(|n| n.rank0()) else {
             return Err(op);
         };
         let requires_grad = na.requires_grad & self.recording.get();
-        let [a] = [a as usize];
-        Ok(
-            self.append_scalar(&mut store, op, [a as u32, 0], 1, requires_grad, |n| {
-                f(n.get(a).map_or(E::ZERO, |n| n.x))
-            }),
-        )
+        let ids = [a.index() as u32, 0];
+        Ok(self.append_scalar(
+            &mut store,
+            op,
+            ids,
+            1,
+            requires_grad,
+            [a.x(), E::ZERO],
+            |[x, _]| f(x),
+        ))
     }
 
     /// Records a rank-0 node computed by an elementwise binary op from the rank-0 nodes `a` and
     /// `b`: the scalar graph's fast path. Gives `op` back, recording nothing, when either is not
-    /// a rank-0 node of this tape or a finite-check error is pending.
+    /// a rank-0 node of this tape, a finite-check error is pending, or the tape was replayed.
     #[inline(always)]
     pub(crate) fn record_scalar_binary(
         &self,
         op: Op<E>,
-        a: u32,
-        b: u32,
+        a: Var<'_, E>,
+        b: Var<'_, E>,
         f: impl FnOnce(E, E) -> E,
     ) -> std::result::Result<Var<'_, E>, Op<E>> {
-        if self.pending.get().is_some() {
+        if self.pending.get().is_some() || self.replayed.get() {
             return Err(op);
         }
         let mut store = self.store.borrow_mut();
         let nodes = &store.nodes;
-        let (Some(na), Some(nb)) = (nodes.get(a as usize), nodes.get(b as usize)) else {
+        let (Some(na), Some(nb)) = (nodes.get(a.index()), nodes.get(b.index())) else {
             return Err(op);
         };
         if !(na.rank0() & nb.rank0()) {
             return Err(op);
         }
         let requires_grad = (na.requires_grad | nb.requires_grad) & self.recording.get();
-        let x = |n: &[Node<E>], i: u32| n.get(i as usize).map_or(E::ZERO, |n| n.x);
-        Ok(
-            self.append_scalar(&mut store, op, [a, b], 2, requires_grad, |n| {
-                f(x(n, a), x(n, b))
-            }),
-        )
+        let ids = [a.index() as u32, b.index() as u32];
+        Ok(self.append_scalar(
+            &mut store,
+            op,
+            ids,
+            2,
+            requires_grad,
+            [a.x(), b.x()],
+            |[x, y]| f(x, y),
+        ))
     }
 
-    /// Appends a rank-0 node (no tensor) to the list; `value` computes its value from the
-    /// nodes before it. The record goes in first and the value is computed after: no number is
-    /// held across the push's (rare) growth of the list, so it stays in a register from its
-    /// inputs' loads to its store, the scalar chain's critical path.
+    /// Appends a rank-0 node (no tensor) to the list, its value computed by `f` from its
+    /// inputs' values `inputs`, taken from their vars rather than from their records.
+    ///
+    /// On the hot path no call is made while a value is live (every xmm register is lost across
+    /// a call): room on the list is checked first and a full list grows in a cold function
+    /// that reads the inputs back from their records, and the finite check reads the value
+    /// back from the record. A chain of scalar ops thus keeps its values in registers from one
+    /// op to the next and writes each record off its critical path.
     #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
     fn append_scalar(
         &self,
         store: &mut Store<E>,
@@ -695,10 +750,11 @@ impl<E: Float> Tape<E> {
         ids: [u32; 2],
         arity: u8,
         requires_grad: bool,
-        value: impl FnOnce(&[Node<E>]) -> E,
+        inputs: [E; 2],
+        f: impl FnOnce([E; 2]) -> E,
     ) -> Var<'_, E> {
         let id = store.nodes.len();
-        store.nodes.push(Node {
+        let node = Node {
             op,
             ids,
             arity,
@@ -707,28 +763,56 @@ impl<E: Float> Tape<E> {
             x: E::ZERO,
             requires_grad,
             single: true,
-        });
-        let (before, node) = store.nodes.split_at_mut(id);
-        let x = value(before);
-        if let Some(node) = node.first_mut() {
-            node.x = x;
+            run: Run::of(true, requires_grad, arity),
+        };
+        if id >= store.nodes.capacity() {
+            return self.append_scalar_growing(store, node, f);
         }
-        if self.watched.get() {
-            self.watch_scalar(id, x);
-        }
-        Var::new(self, id as u32)
+        let x = f(inputs);
+        // `id < capacity`: this push does not grow the list (no call).
+        store.nodes.push(Node { x, ..node });
+        let x = if self.watched.get() {
+            self.watch_scalar(store, id)
+        } else {
+            x
+        };
+        Var::new(self, id as u32, x)
     }
 
-    /// The finite check and the profiler's clock for a scalar node, off the fast path.
+    /// [`Tape::append_scalar`] when the list is full: grows it, then computes the value from
+    /// the inputs' records.
     #[cold]
     #[inline(never)]
-    fn watch_scalar(&self, id: usize, value: E) {
+    fn append_scalar_growing(
+        &self,
+        store: &mut Store<E>,
+        node: Node<E>,
+        f: impl FnOnce([E; 2]) -> E,
+    ) -> Var<'_, E> {
+        let id = store.nodes.len();
+        let x = f(node
+            .ids
+            .map(|j| store.nodes.get(j as usize).map_or(E::ZERO, |n| n.x)));
+        store.nodes.push(Node { x, ..node });
+        if self.watched.get() {
+            self.watch_scalar(store, id);
+        }
+        Var::new(self, id as u32, x)
+    }
+
+    /// The finite check and the profiler's clock for scalar node `id`, off the fast path.
+    /// Returns the node's value, read back from its record.
+    #[cold]
+    #[inline(never)]
+    fn watch_scalar(&self, store: &Store<E>, id: usize) -> E {
+        let value = store.nodes.get(id).map_or(E::ZERO, |n| n.x);
         if self.check_finite.get() && !value.is_finite() && self.pending.get().is_none() {
             self.pending.set(Some(id));
         }
         if self.profiling.get() {
             self.prof.borrow_mut().forward_node(id);
         }
+        value
     }
 
     /// Appends an index list to the arena and returns where it sits.
@@ -934,55 +1018,77 @@ fn scalar_run<E: Float>(
     scalars: &mut [Option<E>],
 ) -> Option<usize> {
     let add = |acc: Option<E>, d: E| Some(acc.unwrap_or(-E::ZERO) + d);
+    // Both cut to `start + 1` once: the loop's own indexing then needs no bounds checks.
+    let n = start.checked_add(1)?;
+    let (Some(nodes), Some(scalars)) = (nodes.get(..n), scalars.get_mut(..n)) else {
+        return Some(start);
+    };
     // A contribution to node `i`'s gradient not yet added into `scalars[i]`.
     let mut carry: Option<E> = None;
-    let mut i = start;
-    loop {
-        let node = nodes.get(i)?;
-        let slot = scalars.get_mut(i)?;
-        if let Some(c) = carry.take() {
-            *slot = add(*slot, c);
+    for i in (0..n).rev() {
+        let node = &nodes[i];
+        // `-0 + c` is exactly `c`: a slot reached only by the carry (every node of a chain)
+        // takes it without an addition on the chain's critical path.
+        let g = match (scalars[i], carry.take()) {
+            (Some(s), Some(c)) => add(Some(s), c),
+            (None, Some(c)) => Some(c),
+            (s, None) => s,
+        };
+        scalars[i] = g;
+        let run = node.run;
+        if run == Run::Stop {
+            return Some(i);
         }
-        let g = *slot;
-        let two = node.arity == 2;
-        if node.requires_grad
-            && let Some(g) = g
-        {
-            if !node.single || !(node.arity == 1 || two) {
-                return Some(i);
-            }
-            let [j, k] = node.ids.map(|v| v as usize);
-            let (Some(a), Some(b)) = (nodes.get(j), nodes.get(if two { k } else { j })) else {
+        let (Some(g), false) = (g, run == Run::Pass) else {
+            continue;
+        };
+        // Inputs precede their node: `before` holds them, and `slots` their gradients.
+        let (before, _) = nodes.split_at(i);
+        let (slots, _) = scalars.split_at_mut(i);
+        let [j, k] = node.ids.map(|v| v as usize);
+        let Some(a) = before.get(j) else {
+            return Some(i);
+        };
+        // The node just below takes its contribution through `carry`, unless it is both
+        // inputs (`x * x`), whose two contributions are added in order into its slot.
+        let below = i - 1;
+        if run == Run::Unary {
+            // A unary op's derivative ignores `b`; it gets the input again.
+            let Some([da, _]) = node.op.scalar_backward(g, a.x, a.x, node.x) else {
                 return Some(i);
             };
-            let Some([da, db]) = node.op.scalar_backward(g, a.x, b.x, node.x) else {
-                return Some(i);
-            };
-            // Inputs precede their node, so `j, k < i` and `i >= 1` here.
-            let below = i - 1;
-            let same = two && j == k;
             if a.requires_grad {
-                if j == below && !same {
+                if j == below {
                     carry = Some(da);
-                } else if let Some(acc) = scalars.get_mut(j) {
+                } else if let Some(acc) = slots.get_mut(j) {
                     *acc = add(*acc, da);
                 }
             }
-            if two && b.requires_grad {
-                if k == below && !same {
-                    carry = Some(db);
-                } else if let Some(acc) = scalars.get_mut(k) {
-                    *acc = add(*acc, db);
-                }
-            }
-        } else if !node.single {
+            continue;
+        }
+        let Some(b) = before.get(k) else {
             return Some(i);
+        };
+        let Some([da, db]) = node.op.scalar_backward(g, a.x, b.x, node.x) else {
+            return Some(i);
+        };
+        let same = j == k;
+        if a.requires_grad {
+            if j == below && !same {
+                carry = Some(da);
+            } else if let Some(acc) = slots.get_mut(j) {
+                *acc = add(*acc, da);
+            }
         }
-        if i == 0 {
-            return None;
+        if b.requires_grad {
+            if k == below && !same {
+                carry = Some(db);
+            } else if let Some(acc) = slots.get_mut(k) {
+                *acc = add(*acc, db);
+            }
         }
-        i -= 1;
     }
+    None
 }
 
 /// The finite check of the gradients a scalar node's backward just added into its inputs.

@@ -18,6 +18,11 @@ use crate::tape::Tape;
 pub struct Var<'t, E: Float = f32> {
     tape: &'t Tape<E>,
     id: u32,
+    /// The value's first element when the var was made: the scalar path computes from it
+    /// rather than from the record, so a chain of scalar ops keeps its values in registers.
+    /// Only [`Tape::replay`] changes a recorded value under a live var; after it the scalar
+    /// path reads the records instead (see `Tape::replayed`).
+    x: E,
 }
 
 impl<E: Float> fmt::Debug for Var<'_, E> {
@@ -34,8 +39,22 @@ impl<E: Float> fmt::Debug for Var<'_, E> {
 }
 
 impl<'t, E: Float> Var<'t, E> {
-    pub(crate) fn new(tape: &'t Tape<E>, id: u32) -> Self {
-        Var { tape, id }
+    /// The var of node `id`, whose value's first element is `x`.
+    #[inline(always)]
+    pub(crate) fn new(tape: &'t Tape<E>, id: u32, x: E) -> Self {
+        Var { tape, id, x }
+    }
+
+    /// The var of node `id`, reading its value's first element from the record.
+    pub(crate) fn at(tape: &'t Tape<E>, id: u32) -> Self {
+        let x = tape.store().nodes[id as usize].x;
+        Var { tape, id, x }
+    }
+
+    /// The value's first element when the var was made (see the field's comment).
+    #[inline(always)]
+    pub(crate) fn x(&self) -> E {
+        self.x
     }
 
     /// The node's id: its position on the tape.
@@ -138,10 +157,26 @@ impl<'t, E: Float> Var<'t, E> {
         scalar: impl FnOnce(E) -> E,
         tensor: impl FnOnce(&Tensor<E>) -> Tensor<E>,
     ) -> Self {
-        match self.tape.record_scalar_unary(op, self.id, scalar) {
+        match self.tape.record_scalar_unary(op, self, scalar) {
             Ok(v) => v,
-            Err(op) => self.record_unary(op, tensor),
+            Err(op) => {
+                let id = Self::record_unary_id(self.tape, self.id, op, tensor);
+                Var::at(self.tape, id)
+            }
         }
+    }
+
+    /// [`Var::record_unary`] for the elementwise ops' general path, taking and giving ids:
+    /// no `Var` crosses the call, so the scalar path's vars stay in registers.
+    #[cold]
+    #[inline(never)]
+    fn record_unary_id(
+        tape: &'t Tape<E>,
+        id: u32,
+        op: Op<E>,
+        f: impl FnOnce(&Tensor<E>) -> Tensor<E>,
+    ) -> u32 {
+        Var::at(tape, id).record_unary(op, f).id
     }
 
     /// Records an elementwise binary op with broadcasting: `scalar` computes one element,
@@ -156,17 +191,33 @@ impl<'t, E: Float> Var<'t, E> {
         tensor: impl FnOnce(&Tensor<E>, &Tensor<E>) -> tapegrad_tensor::Result<Tensor<E>>,
     ) -> Result<Self> {
         let op = if std::ptr::eq(self.tape, other.tape) {
-            match self
-                .tape
-                .record_scalar_binary(op, self.id, other.id, scalar)
-            {
+            match self.tape.record_scalar_binary(op, self, other, scalar) {
                 Ok(v) => return Ok(v),
                 Err(op) => op,
             }
         } else {
             op
         };
-        self.record_binary(other, name, |a, b| Ok((op, tensor(a, b)?, None)))
+        let id = Self::record_binary_id(self.tape, self.id, other.tape, other.id, name, |a, b| {
+            Ok((op, tensor(a, b)?, None))
+        })?;
+        Ok(Var::at(self.tape, id))
+    }
+
+    /// [`Var::record_binary`] for the elementwise ops' general path, taking and giving ids:
+    /// no `Var` crosses the call, so the scalar path's vars stay in registers.
+    #[cold]
+    #[inline(never)]
+    fn record_binary_id(
+        tape: &'t Tape<E>,
+        a: u32,
+        other: &Tape<E>,
+        b: u32,
+        name: &'static str,
+        f: impl FnOnce(&Tensor<E>, &Tensor<E>) -> Result<(Op<E>, Tensor<E>, Option<Tensor<E>>)>,
+    ) -> Result<u32> {
+        let var = Var::at(tape, a).record_binary(Var::at(other, b), name, f)?;
+        Ok(var.id)
     }
 
     /// Records a unary op whose forward can fail or saves a tensor for the backward.

@@ -209,3 +209,31 @@ fn layer<'t>(
     let y = x.linear(w, b).unwrap();
     (y.tanh().sum() + y.sum(), [x, w, b], y)
 }
+
+/// Vars made before a replay still compute from the replayed values: the scalar path carries
+/// each var's value with it, and a replay changes values under live vars.
+#[test]
+fn ops_recorded_after_a_replay_use_the_replayed_values() {
+    let mut tape = Tape::<f64>::new();
+    let x = tape.var(Tensor::scalar(2.0));
+    let c = tape.constant(Tensor::scalar(0.5));
+    let y = x * x; // 4, then 9 after the replay
+    tape.replay(&[(x, &Tensor::scalar(3.0))]).unwrap();
+    assert_eq!(y.item().unwrap(), 9.0);
+    // Unary (affine, exp) and binary ops on vars made before the replay.
+    let z = y + 1.0;
+    let w = y * x;
+    let e = (x * c).exp();
+    let s = w - z;
+    assert_eq!(z.item().unwrap(), 10.0);
+    assert_eq!(w.item().unwrap(), 27.0);
+    assert_eq!(e.item().unwrap(), 1.5f64.exp());
+    assert_eq!(s.item().unwrap(), 17.0);
+    // And the gradient of the whole graph is that of the replayed values: d(x^3 - x^2 - 1)/dx.
+    let dx = tape.backward(s).unwrap()[x].item().unwrap();
+    assert_eq!(dx, 3.0 * 9.0 - 2.0 * 3.0);
+    // After `clear` the tape records from vars' own values again.
+    tape.clear();
+    let x = tape.var(Tensor::scalar(2.0));
+    assert_eq!((x * x + x).item().unwrap(), 6.0);
+}

@@ -699,3 +699,48 @@ fn backward_steps_add_up_to_backward() {
         Err(AutodiffError::ForeignVar { .. })
     ));
 }
+
+/// The scalar path's two cold branches: a full node list that grows mid-op (from one slot),
+/// and the finite check, which reads each value back from its record. Both give the values and
+/// gradients of a tape that never grows, bit for bit.
+#[test]
+fn scalar_chains_across_growth_and_the_finite_check_keep_their_values() {
+    let chain = |tape: &Tape<f64>| {
+        let x = tape.var(Tensor::scalar(0.3));
+        let (a, b) = (
+            tape.var(Tensor::scalar(1.1)),
+            tape.constant(Tensor::scalar(0.2)),
+        );
+        let mut y = x;
+        for k in 0..200 {
+            y = match k % 4 {
+                0 => (y * a + b).sigmoid(),
+                1 => (y - a).tanh() * 2.0,
+                2 => y / (a + 1.0),
+                _ => (y * y).exp().ln() + b,
+            };
+        }
+        let grads = tape.backward(y).unwrap();
+        [
+            y.item().unwrap(),
+            grads[x].item().unwrap(),
+            grads[a].item().unwrap(),
+        ]
+        .map(f64::to_bits)
+    };
+    let roomy = chain(&Tape::with_capacity(2000));
+    let growing = Tape::with_capacity(1);
+    assert_eq!(chain(&growing), roomy);
+    assert_eq!(growing.len(), 3 + 50 * 12);
+    let checked = Tape::with_capacity(2000);
+    checked.set_check_finite(true);
+    assert_eq!(chain(&checked), roomy);
+    // The hand computation of the first step.
+    let tape = Tape::<f64>::with_capacity(1);
+    let (x, a) = (tape.var(Tensor::scalar(0.3)), tape.var(Tensor::scalar(1.1)));
+    let y = (x * a + 0.2).sigmoid();
+    assert_eq!(
+        y.item().unwrap(),
+        1.0 / (1.0 + (-(0.3f64 * 1.1 + 0.2)).exp())
+    );
+}

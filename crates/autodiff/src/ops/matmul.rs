@@ -69,7 +69,11 @@ impl<'t, E: Float> Var<'t, E> {
             return None;
         }
         let source = store.inputs(other.index())[0];
-        Some(Var::new(self.tape(), source))
+        Some(Var::new(
+            self.tape(),
+            source,
+            store.nodes[source as usize].x,
+        ))
     }
 }
 

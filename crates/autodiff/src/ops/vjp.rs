@@ -40,11 +40,11 @@ pub(crate) struct VjpCtx<'t, E: Float> {
 
 impl<'t, E: Float> VjpCtx<'t, E> {
     fn x(&self, k: usize) -> Var<'t, E> {
-        Var::new(self.tape, self.inputs[k])
+        Var::at(self.tape, self.inputs[k])
     }
 
     fn y(&self) -> Var<'t, E> {
-        Var::new(self.tape, self.id as u32)
+        Var::at(self.tape, self.id as u32)
     }
 
     fn xv(&self, k: usize) -> Tensor<E> {
