@@ -121,7 +121,7 @@ pub(crate) fn grad_from<'t, E: Float>(
         if !wants.iter().any(|&w| w) {
             continue;
         }
-        let op = tape.store().nodes[i].op.clone();
+        let op = tape.store().nodes[i].op;
         let ctx = VjpCtx {
             tape,
             id: i,

@@ -677,17 +677,15 @@ impl<E: Float> Tape<E> {
         op: Op<E>,
         a: Var<'_, E>,
         f: impl FnOnce(E) -> E,
-    ) -> std::result::Result<Var<'_, E>, Op<E>> {
+    ) -> Option<Var<'_, E>> {
         if self.replayed.get() {
-            return Err(op);
+            return None;
         }
         let mut store = self.store.borrow_mut();
-        let Some(na) = store.nodes.get(a.index()).filter(|n| n.rank0()) else {
-            return Err(op);
-        };
+        let na = store.nodes.get(a.index()).filter(|n| n.rank0())?;
         let requires_grad = na.requires_grad & self.recording.get();
         let ids = [a.index() as u32, 0];
-        Ok(self.append_scalar(
+        Some(self.append_scalar(
             &mut store,
             op,
             ids,
@@ -708,21 +706,19 @@ impl<E: Float> Tape<E> {
         a: Var<'_, E>,
         b: Var<'_, E>,
         f: impl FnOnce(E, E) -> E,
-    ) -> std::result::Result<Var<'_, E>, Op<E>> {
+    ) -> Option<Var<'_, E>> {
         if self.pending.get().is_some() || self.replayed.get() {
-            return Err(op);
+            return None;
         }
         let mut store = self.store.borrow_mut();
         let nodes = &store.nodes;
-        let (Some(na), Some(nb)) = (nodes.get(a.index()), nodes.get(b.index())) else {
-            return Err(op);
-        };
+        let (na, nb) = (nodes.get(a.index())?, nodes.get(b.index())?);
         if !(na.rank0() & nb.rank0()) {
-            return Err(op);
+            return None;
         }
         let requires_grad = (na.requires_grad | nb.requires_grad) & self.recording.get();
         let ids = [a.index() as u32, b.index() as u32];
-        Ok(self.append_scalar(
+        Some(self.append_scalar(
             &mut store,
             op,
             ids,
@@ -736,11 +732,13 @@ impl<E: Float> Tape<E> {
     /// Appends a rank-0 node (no tensor) to the list, its value computed by `f` from its
     /// inputs' values `inputs`, taken from their vars rather than from their records.
     ///
-    /// On the hot path no call is made while a value is live (every xmm register is lost across
-    /// a call): room on the list is checked first and a full list grows in a cold function
-    /// that reads the inputs back from their records, and the finite check reads the value
-    /// back from the record. A chain of scalar ops thus keeps its values in registers from one
-    /// op to the next and writes each record off its critical path.
+    /// No value is live across a call that returns to the hot path (every xmm register is lost
+    /// across a call): the value is computed first (an op's own math may call into libm); no
+    /// call comes between the room check and the push, so the push's own growth check folds
+    /// away; a full list grows in a cold function that takes the value and gives it back in
+    /// the var; and the finite check reads the value back from the record. A chain of scalar
+    /// ops thus keeps its values in registers from one op to the next and writes each record
+    /// off its critical path.
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     fn append_scalar(
@@ -753,24 +751,31 @@ impl<E: Float> Tape<E> {
         inputs: [E; 2],
         f: impl FnOnce([E; 2]) -> E,
     ) -> Var<'_, E> {
+        let x = f(inputs);
         let id = store.nodes.len();
-        let node = Node {
-            op,
+        let Some(free) = store.nodes.spare_capacity_mut().first_mut() else {
+            // The value is read back from the record: no var crosses the call (a var returned
+            // from a call comes back packed in integer registers, and merging that with this
+            // path's var would move the chain's values through memory here too).
+            self.append_scalar_growing(store, op, ids, arity, requires_grad, x);
+            let x = store.nodes.get(id).map_or(E::ZERO, |n| n.x);
+            return Var::new(self, id as u32, x);
+        };
+        free.write(Node {
+            op: op.rebuilt(),
             ids,
             arity,
             value: RANK0,
             slot: u32::MAX,
-            x: E::ZERO,
+            x,
             requires_grad,
             single: true,
             run: Run::of(true, requires_grad, arity),
-        };
-        if id >= store.nodes.capacity() {
-            return self.append_scalar_growing(store, node, f);
-        }
-        let x = f(inputs);
-        // `id < capacity`: this push does not grow the list (no call).
-        store.nodes.push(Node { x, ..node });
+        });
+        // SAFETY: the element at `id`, the first spare one (so `id < capacity`), was just
+        // written. (`Vec::push` would do the same, behind a growth check whose call, even
+        // untaken, makes the compiler keep the chain's values in memory.)
+        unsafe { store.nodes.set_len(id + 1) };
         let x = if self.watched.get() {
             self.watch_scalar(store, id)
         } else {
@@ -779,25 +784,33 @@ impl<E: Float> Tape<E> {
         Var::new(self, id as u32, x)
     }
 
-    /// [`Tape::append_scalar`] when the list is full: grows it, then computes the value from
-    /// the inputs' records.
+    /// [`Tape::append_scalar`] when the list is full: grows it and appends the node.
     #[cold]
     #[inline(never)]
     fn append_scalar_growing(
         &self,
         store: &mut Store<E>,
-        node: Node<E>,
-        f: impl FnOnce([E; 2]) -> E,
-    ) -> Var<'_, E> {
+        op: Op<E>,
+        ids: [u32; 2],
+        arity: u8,
+        requires_grad: bool,
+        x: E,
+    ) {
         let id = store.nodes.len();
-        let x = f(node
-            .ids
-            .map(|j| store.nodes.get(j as usize).map_or(E::ZERO, |n| n.x)));
-        store.nodes.push(Node { x, ..node });
+        store.nodes.push(Node {
+            op,
+            ids,
+            arity,
+            value: RANK0,
+            slot: u32::MAX,
+            x,
+            requires_grad,
+            single: true,
+            run: Run::of(true, requires_grad, arity),
+        });
         if self.watched.get() {
             self.watch_scalar(store, id);
         }
-        Var::new(self, id as u32, x)
     }
 
     /// The finite check and the profiler's clock for scalar node `id`, off the fast path.

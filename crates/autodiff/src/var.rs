@@ -45,7 +45,10 @@ impl<'t, E: Float> Var<'t, E> {
         Var { tape, id, x }
     }
 
-    /// The var of node `id`, reading its value's first element from the record.
+    /// The var of node `id`, reading its value's first element from the record. Inlined: a var
+    /// returned from a call comes back packed in integer registers, and a var merged with one
+    /// would move a scalar chain's values through memory.
+    #[inline(always)]
     pub(crate) fn at(tape: &'t Tape<E>, id: u32) -> Self {
         let x = tape.store().nodes[id as usize].x;
         Var { tape, id, x }
@@ -157,13 +160,11 @@ impl<'t, E: Float> Var<'t, E> {
         scalar: impl FnOnce(E) -> E,
         tensor: impl FnOnce(&Tensor<E>) -> Tensor<E>,
     ) -> Self {
-        match self.tape.record_scalar_unary(op, self, scalar) {
-            Ok(v) => v,
-            Err(op) => {
-                let id = Self::record_unary_id(self.tape, self.id, op, tensor);
-                Var::at(self.tape, id)
-            }
+        if let Some(v) = self.tape.record_scalar_unary(op, self, scalar) {
+            return v;
         }
+        let id = Self::record_unary_id(self.tape, self.id, op, tensor);
+        Var::at(self.tape, id)
     }
 
     /// [`Var::record_unary`] for the elementwise ops' general path, taking and giving ids:
@@ -179,6 +180,22 @@ impl<'t, E: Float> Var<'t, E> {
         Var::at(tape, id).record_unary(op, f).id
     }
 
+    /// The scalar path of an elementwise binary op: `Some` new rank-0 node when both vars are
+    /// rank-0 nodes of one tape (see [`Tape::record_scalar_binary`]), `None` for the general
+    /// path.
+    #[inline(always)]
+    pub(crate) fn scalar_binary(
+        self,
+        other: Var<'t, E>,
+        op: Op<E>,
+        scalar: impl FnOnce(E, E) -> E,
+    ) -> Option<Self> {
+        if !std::ptr::eq(self.tape, other.tape) {
+            return None;
+        }
+        self.tape.record_scalar_binary(op, self, other, scalar)
+    }
+
     /// Records an elementwise binary op with broadcasting: `scalar` computes one element,
     /// `tensor` the whole value. Two rank-0 inputs take the scalar graph's fast path.
     #[inline(always)]
@@ -190,14 +207,11 @@ impl<'t, E: Float> Var<'t, E> {
         scalar: impl FnOnce(E, E) -> E,
         tensor: impl FnOnce(&Tensor<E>, &Tensor<E>) -> tapegrad_tensor::Result<Tensor<E>>,
     ) -> Result<Self> {
-        let op = if std::ptr::eq(self.tape, other.tape) {
-            match self.tape.record_scalar_binary(op, self, other, scalar) {
-                Ok(v) => return Ok(v),
-                Err(op) => op,
-            }
-        } else {
-            op
-        };
+        if std::ptr::eq(self.tape, other.tape)
+            && let Some(v) = self.tape.record_scalar_binary(op, self, other, scalar)
+        {
+            return Ok(v);
+        }
         let id = Self::record_binary_id(self.tape, self.id, other.tape, other.id, name, |a, b| {
             Ok((op, tensor(a, b)?, None))
         })?;

@@ -31,7 +31,7 @@ impl<'t, E: Float> Var<'t, E> {
         clippy::should_implement_trait,
         reason = "the same name as on Tensor; the operator is also implemented and panics where this returns an error"
     )]
-    #[inline]
+    #[inline(always)]
     pub fn add(self, other: Var<'t, E>) -> Result<Self> {
         self.record_elementwise_binary(other, "add", Op::Add, forward, |a, b| a.add(b))
     }

@@ -89,7 +89,7 @@ pub(crate) mod vjp;
 mod where_cond;
 
 /// What computed a node, with the parameters its backward needs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub(crate) enum Op<E: Float> {
     /// A leaf that receives a gradient.
     Leaf,
@@ -521,6 +521,50 @@ impl<E: Float> Op<E> {
                 let at = ctx.indices(*start, *len);
                 flat_index::backward_scatter(ctx, at)
             }
+        }
+    }
+
+    /// The same op, built anew variant by variant (the scalar path's ops; any other is
+    /// copied). Recording a scalar node stores this into its record: the compiler then writes
+    /// the tag (and parameters) straight into the record, where a plain copy of the enum moves
+    /// all 16 bytes, most of them undefined, through the stack, and the wide load of a narrow
+    /// store stalls.
+    #[inline(always)]
+    pub(crate) fn rebuilt(self) -> Self {
+        match self {
+            Op::Add => Op::Add,
+            Op::Sub => Op::Sub,
+            Op::Mul => Op::Mul,
+            Op::Div => Op::Div,
+            Op::Neg => Op::Neg,
+            Op::Affine { scale, shift } => Op::Affine { scale, shift },
+            Op::ScalarDiv(c) => Op::ScalarDiv(c),
+            Op::PowF(p) => Op::PowF(p),
+            Op::Square => Op::Square,
+            Op::Exp => Op::Exp,
+            Op::Ln => Op::Ln,
+            Op::Sqrt => Op::Sqrt,
+            Op::Abs => Op::Abs,
+            Op::Sigmoid => Op::Sigmoid,
+            Op::Tanh => Op::Tanh,
+            Op::Relu => Op::Relu,
+            Op::Softplus => Op::Softplus,
+            Op::Maximum => Op::Maximum,
+            Op::Minimum => Op::Minimum,
+            Op::Pow => Op::Pow,
+            Op::Clamp { lo, hi } => Op::Clamp { lo, hi },
+            Op::Recip => Op::Recip,
+            Op::Sin => Op::Sin,
+            Op::Cos => Op::Cos,
+            Op::Log1p => Op::Log1p,
+            Op::Expm1 => Op::Expm1,
+            Op::Erf => Op::Erf,
+            Op::Gelu => Op::Gelu,
+            Op::GeluTanh => Op::GeluTanh,
+            Op::Silu => Op::Silu,
+            Op::LeakyRelu(p) => Op::LeakyRelu(p),
+            Op::Elu(p) => Op::Elu(p),
+            other => other,
         }
     }
 

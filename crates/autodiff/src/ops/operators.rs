@@ -6,10 +6,12 @@ use std::ops::{Add, Div, Mul, Neg, Sub};
 
 use tapegrad_tensor::Float;
 
+use crate::ops::Op;
+use crate::tape::Tape;
 use crate::var::Var;
 
 macro_rules! var_var {
-    ($trait:ident, $method:ident) => {
+    ($trait:ident, $method:ident, $op:ident, $module:ident) => {
         impl<'t, E: Float> $trait<Var<'t, E>> for Var<'t, E> {
             type Output = Var<'t, E>;
             /// # Panics
@@ -17,21 +19,40 @@ macro_rules! var_var {
             /// When the shapes do not broadcast or the vars belong to different tapes, with the
             /// error's message.
             #[track_caller]
-            #[inline]
+            #[inline(always)]
             fn $method(self, rhs: Var<'t, E>) -> Var<'t, E> {
-                match Var::$method(self, rhs) {
-                    Ok(v) => v,
-                    Err(e) => panic!("{e}"),
+                // Two scalars take the scalar path here, without the method's `Result`: a var
+                // that passes through that enum is packed into integer registers, which would
+                // move a scalar chain's values through memory.
+                if let Some(v) = self.scalar_binary(rhs, Op::$op, super::$module::forward) {
+                    return v;
                 }
+                // The general path takes and gives ids: no var crosses the call, for the same
+                // reason.
+                #[track_caller]
+                #[inline(never)]
+                fn general<'t, E: Float>(
+                    tape: &'t Tape<E>,
+                    a: u32,
+                    other: &'t Tape<E>,
+                    b: u32,
+                ) -> u32 {
+                    match Var::$method(Var::at(tape, a), Var::at(other, b)) {
+                        Ok(v) => v.index() as u32,
+                        Err(e) => panic!("{e}"),
+                    }
+                }
+                let (a, b) = (self.index() as u32, rhs.index() as u32);
+                Var::at(self.tape(), general(self.tape(), a, rhs.tape(), b))
             }
         }
     };
 }
 
-var_var!(Add, add);
-var_var!(Sub, sub);
-var_var!(Mul, mul);
-var_var!(Div, div);
+var_var!(Add, add, Add, add);
+var_var!(Sub, sub, Sub, sub);
+var_var!(Mul, mul, Mul, mul);
+var_var!(Div, div, Div, div);
 
 impl<'t, E: Float> Add<E> for Var<'t, E> {
     type Output = Var<'t, E>;
