@@ -298,16 +298,29 @@ impl<'t, E: Float> Var<'t, E> {
         tape.take_pending()?;
         let (op, value, saved, requires_grad) = {
             let store = tape.store();
-            let owned: SmallVec<[std::borrow::Cow<'_, Tensor<E>>; 4]> =
-                vars.iter().map(|v| store.value(v.index())).collect();
-            let values: SmallVec<[&Tensor<E>; 4]> = owned.iter().map(|c| &**c).collect();
-            let (op, value, saved) = f(&values)?;
+            // The stored values by reference; only when an input is rank 0 (it stores no
+            // tensor) are the values built.
+            let stored: Option<SmallVec<[&Tensor<E>; 4]>> =
+                vars.iter().map(|v| store.tensor(v.index())).collect();
+            let (op, value, saved) = match stored {
+                Some(values) => f(&values)?,
+                None => {
+                    let owned: SmallVec<[std::borrow::Cow<'_, Tensor<E>>; 4]> =
+                        vars.iter().map(|v| store.value(v.index())).collect();
+                    let values: SmallVec<[&Tensor<E>; 4]> = owned.iter().map(|c| &**c).collect();
+                    f(&values)?
+                }
+            };
             let rg =
                 vars.iter().any(|v| store.nodes[v.index()].requires_grad) && tape.is_recording();
             (op, value, saved, rg)
         };
-        let inputs: SmallVec<[u32; 4]> = vars.iter().map(|v| v.id).collect();
-        let var = tape.push_node(op, &inputs, value, saved, requires_grad);
+        let var = if let [a, b, c] = vars {
+            tape.push_node(op, &[a.id, b.id, c.id], value, saved, requires_grad)
+        } else {
+            let inputs: SmallVec<[u32; 4]> = vars.iter().map(|v| v.id).collect();
+            tape.push_node(op, &inputs, value, saved, requires_grad)
+        };
         tape.take_pending()?;
         Ok(var)
     }

@@ -744,3 +744,18 @@ fn scalar_chains_across_growth_and_the_finite_check_keep_their_values() {
         1.0 / (1.0 + (-(0.3f64 * 1.1 + 0.2)).exp())
     );
 }
+
+/// Ops of many inputs read the inputs' stored tensors by reference; rank-0 inputs store none,
+/// and get theirs built: stacking scalar vars gives their values and gradients.
+#[test]
+fn stacking_rank0_vars_builds_their_values() {
+    let tape = Tape::<f64>::new();
+    let a = tape.var(Tensor::scalar(2.0));
+    let b = a * 3.0;
+    let s = Var::stack(&[a, b, a], 0).unwrap();
+    assert_eq!(s.value().as_slice(), &[2.0, 6.0, 2.0]);
+    let w = tape.constant(Tensor::from_vec(vec![1.0, 2.0, 3.0], &[3]).unwrap());
+    let loss = (s * w).sum();
+    // d/da (a + 2 * 3a + 3a) = 1 + 6 + 3.
+    assert_eq!(tape.backward(loss).unwrap()[a].item().unwrap(), 10.0);
+}

@@ -50,7 +50,14 @@ pub(crate) fn try_collect_storage<E: Float>(
 ) -> Result<Storage<E>> {
     debug_assert_eq!(it.len(), n);
     if n <= 4 {
-        Ok(it.collect())
+        // Filled in place: `collect` into a SmallVec checks its room for every element.
+        let mut buf = [E::ZERO; 4];
+        let mut len = 0;
+        for (slot, v) in buf.iter_mut().zip(it) {
+            *slot = v;
+            len += 1;
+        }
+        Ok(SmallVec::from_buf_and_len(buf, len))
     } else {
         let mut v = crate::pool::try_take(n, op, shape)?;
         v.extend(it);
