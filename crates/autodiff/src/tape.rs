@@ -1062,8 +1062,7 @@ fn scalar_run<E: Float>(
         let Some(a) = before.get(j) else {
             return Some(i);
         };
-        // The node just below takes its contribution through `carry`, unless it is both
-        // inputs (`x * x`), whose two contributions are added in order into its slot.
+        // The node just below takes its contribution through `carry`.
         let below = i - 1;
         if run == Run::Unary {
             // A unary op's derivative ignores `b`; it gets the input again.
@@ -1085,16 +1084,24 @@ fn scalar_run<E: Float>(
         let Some([da, db]) = node.op.scalar_backward(g, a.x, b.x, node.x) else {
             return Some(i);
         };
-        let same = j == k;
+        if j == k {
+            // Both inputs one node (`x * x`): both contributions go into its slot, in order.
+            if a.requires_grad
+                && let Some(acc) = slots.get_mut(j)
+            {
+                *acc = add(add(*acc, da), db);
+            }
+            continue;
+        }
         if a.requires_grad {
-            if j == below && !same {
+            if j == below {
                 carry = Some(da);
             } else if let Some(acc) = slots.get_mut(j) {
                 *acc = add(*acc, da);
             }
         }
         if b.requires_grad {
-            if k == below && !same {
+            if k == below {
                 carry = Some(db);
             } else if let Some(acc) = slots.get_mut(k) {
                 *acc = add(*acc, db);
