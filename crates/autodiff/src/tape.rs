@@ -53,7 +53,7 @@ pub(crate) struct Node<E: Float> {
 }
 
 /// What [`scalar_run`] does with a node.
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 enum Run {
     /// Stops: the general loop takes the node (a tensor, a leaf that requires a gradient, an op
@@ -1049,10 +1049,11 @@ fn scalar_run<E: Float>(
         };
         scalars[i] = g;
         let run = node.run;
-        if run == Run::Stop {
-            return Some(i);
-        }
-        let (Some(g), false) = (g, run == Run::Pass) else {
+        // One test for the common case: a node of one or two inputs that a gradient reached.
+        let (Some(g), true) = (g, run >= Run::Unary) else {
+            if run == Run::Stop {
+                return Some(i);
+            }
             continue;
         };
         // Inputs precede their node: `before` holds them, and `slots` their gradients.
