@@ -163,7 +163,10 @@ impl<'t, E: Float> Var<'t, E> {
         if let Some(v) = self.tape.record_scalar_unary(op, self, scalar) {
             return v;
         }
-        let id = Self::record_unary_id(self.tape, self.id, op, tensor);
+        // A fresh copy for the call (`rebuilt`, not a move of `op`): the scalar path's `op`
+        // then never has its address taken, so libm calls on that path cannot make the
+        // compiler read it back from memory.
+        let id = Self::record_unary_id(self.tape, self.id, op.rebuilt(), tensor);
         Var::at(self.tape, id)
     }
 
