@@ -1031,6 +1031,11 @@ fn scalar_run<E: Float>(
     scalars: &mut [Option<E>],
 ) -> Option<usize> {
     let add = |acc: Option<E>, d: E| Some(acc.unwrap_or(-E::ZERO) + d);
+    // `add` in place: a slot already reached has only its number rewritten.
+    let add_to = |acc: &mut Option<E>, d: E| match acc {
+        Some(v) => *v += d,
+        None => *acc = Some(d),
+    };
     // Both cut to `start + 1` once: the loop's own indexing then needs no bounds checks.
     let n = start.checked_add(1)?;
     let (Some(nodes), Some(scalars)) = (nodes.get(..n), scalars.get_mut(..n)) else {
@@ -1074,7 +1079,7 @@ fn scalar_run<E: Float>(
                 if j == below {
                     carry = Some(da);
                 } else if let Some(acc) = slots.get_mut(j) {
-                    *acc = add(*acc, da);
+                    add_to(acc, da);
                 }
             }
             continue;
@@ -1090,7 +1095,8 @@ fn scalar_run<E: Float>(
             if a.requires_grad
                 && let Some(acc) = slots.get_mut(j)
             {
-                *acc = add(add(*acc, da), db);
+                add_to(acc, da);
+                add_to(acc, db);
             }
             continue;
         }
@@ -1098,14 +1104,14 @@ fn scalar_run<E: Float>(
             if j == below {
                 carry = Some(da);
             } else if let Some(acc) = slots.get_mut(j) {
-                *acc = add(*acc, da);
+                add_to(acc, da);
             }
         }
         if b.requires_grad {
             if k == below {
                 carry = Some(db);
             } else if let Some(acc) = slots.get_mut(k) {
-                *acc = add(*acc, db);
+                add_to(acc, db);
             }
         }
     }
