@@ -172,7 +172,6 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// [`Var::record_unary`] for the elementwise ops' general path, taking and giving ids:
     /// no `Var` crosses the call, so the scalar path's vars stay in registers.
-    #[cold]
     #[inline(never)]
     fn record_unary_id(
         tape: &'t Tape<E>,
@@ -223,7 +222,6 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// [`Var::record_binary`] for the elementwise ops' general path, taking and giving ids:
     /// no `Var` crosses the call, so the scalar path's vars stay in registers.
-    #[cold]
     #[inline(never)]
     fn record_binary_id(
         tape: &'t Tape<E>,
