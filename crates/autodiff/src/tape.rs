@@ -52,7 +52,8 @@ pub(crate) struct Node<E: Float> {
     run: Run,
 }
 
-/// What [`scalar_run`] does with a node.
+/// What [`scalar_run`] does with a node. The order matters: the kinds `scalar_run` steps
+/// through come last, so `run >= Run::Unary` picks them with one comparison.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 #[repr(u8)]
 enum Run {
