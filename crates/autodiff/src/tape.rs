@@ -1032,11 +1032,6 @@ fn scalar_run<E: Float>(
     scalars: &mut [Option<E>],
 ) -> Option<usize> {
     let add = |acc: Option<E>, d: E| Some(acc.unwrap_or(-E::ZERO) + d);
-    // `add` in place: a slot already reached has only its number rewritten.
-    let add_to = |acc: &mut Option<E>, d: E| match acc {
-        Some(v) => *v += d,
-        None => *acc = Some(d),
-    };
     // Both cut to `start + 1` once: the loop's own indexing then needs no bounds checks.
     let n = start.checked_add(1)?;
     let (Some(nodes), Some(scalars)) = (nodes.get(..n), scalars.get_mut(..n)) else {
@@ -1080,7 +1075,7 @@ fn scalar_run<E: Float>(
                 if j == below {
                     carry = Some(da);
                 } else if let Some(acc) = slots.get_mut(j) {
-                    add_to(acc, da);
+                    *acc = add(*acc, da);
                 }
             }
             continue;
@@ -1096,8 +1091,7 @@ fn scalar_run<E: Float>(
             if a.requires_grad
                 && let Some(acc) = slots.get_mut(j)
             {
-                add_to(acc, da);
-                add_to(acc, db);
+                *acc = add(add(*acc, da), db);
             }
             continue;
         }
@@ -1105,14 +1099,14 @@ fn scalar_run<E: Float>(
             if j == below {
                 carry = Some(da);
             } else if let Some(acc) = slots.get_mut(j) {
-                add_to(acc, da);
+                *acc = add(*acc, da);
             }
         }
         if b.requires_grad {
             if k == below {
                 carry = Some(db);
             } else if let Some(acc) = slots.get_mut(k) {
-                add_to(acc, db);
+                *acc = add(*acc, db);
             }
         }
     }
