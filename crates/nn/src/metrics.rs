@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use tapegrad_tensor::Float;
+use tapegrad_tensor::{Float, Tensor};
 
 use crate::error::{Result, data};
 
@@ -19,6 +19,17 @@ pub(crate) fn class_of_row<E: Float>(row: &[E], threshold: E) -> usize {
         }
     }
     best
+}
+
+/// How many of `rows` the logits `z` (row `i` of `z` for `rows[i]`) put in their class of
+/// `labels`: class 1 above 0 for one output, else the first maximum, as `predict_classes`
+/// reads them. Training counts its accuracy this way, and so does `Model::evaluate`.
+pub(crate) fn hits_in_logits<E: Float>(z: &Tensor<E>, rows: &[usize], labels: &[usize]) -> usize {
+    let k = z.shape().get(1).copied().unwrap_or(1).max(1);
+    rows.iter()
+        .zip(z.as_slice().chunks_exact(k))
+        .filter(|&(&r, row)| labels[r] == class_of_row(row, E::ZERO))
+        .count()
 }
 
 /// The fraction of `predicted` equal to `labels` (NaN for empty inputs).

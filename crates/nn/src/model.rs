@@ -8,7 +8,7 @@ use crate::activation::Activation;
 use crate::data::{Dataset, Targets};
 use crate::error::{Result, data};
 use crate::loss::Loss;
-use crate::metrics::{ConfusionMatrix, accuracy, class_of_row};
+use crate::metrics::{ConfusionMatrix, accuracy, class_of_row, hits_in_logits};
 use crate::params::{Bound, ParamStore};
 
 /// A model's values on the tape for one batch: what its forward returned (the logits of a
@@ -308,14 +308,7 @@ pub trait Model<E: Float = f32> {
                 let bound = self.params().bind(&tape);
                 let out = self.outputs(&bound, tape.constant(xb))?;
                 if let Some(labels) = labels {
-                    // The class of each row as `predict_classes` reads it from the logits.
-                    hits += out.logits.with_value(|z| {
-                        let k = z.shape().get(1).copied().unwrap_or(1).max(1);
-                        rows.iter()
-                            .zip(z.as_slice().chunks_exact(k))
-                            .filter(|&(&r, row)| labels[r] == class_of_row(row, E::ZERO))
-                            .count()
-                    });
+                    hits += out.logits.with_value(|z| hits_in_logits(z, &rows, labels));
                 }
                 Ok::<E, crate::NnError>(loss.on_batch(&tape, out, data_set, &rows)?.item()?)
             })?;

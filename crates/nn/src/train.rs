@@ -12,7 +12,7 @@ use tapegrad_tensor::{Float, Tensor};
 use crate::data::Dataset;
 use crate::error::{NnError, Result, config, config as config_error};
 use crate::loss::Loss;
-use crate::metrics::class_of_row;
+use crate::metrics::hits_in_logits;
 use crate::model::{Model, check_data};
 use crate::optim::{Optimizer, OptimizerKind};
 use crate::params::ParamGrads;
@@ -254,14 +254,7 @@ pub fn train_from<E: Float, M: Model<E> + ?Sized>(
                 let loss = loss_kind.on_batch(&tape, out, data, rows)?;
                 let value = loss.item()?.to_f64();
                 if let Some(labels) = data.labels() {
-                    // From the logits: class 1 above 0 for one output, else the argmax.
-                    hits += out.logits.with_value(|z| {
-                        let k = z.shape().get(1).copied().unwrap_or(1).max(1);
-                        rows.iter()
-                            .zip(z.as_slice().chunks_exact(k))
-                            .filter(|&(&r, row)| labels[r] == class_of_row(row, E::ZERO))
-                            .count()
-                    });
+                    hits += out.logits.with_value(|z| hits_in_logits(z, rows, labels));
                 }
                 loss_sum += value * rows.len() as f64;
                 bound.backward(loss)
