@@ -83,6 +83,24 @@ impl Run {
 }
 
 impl<E: Float> Node<E> {
+    /// The record of a rank-0 node computed by an elementwise op of `arity` inputs, with value
+    /// `x`. The op is rebuilt variant by variant, so its tag and parameters are stored straight
+    /// into the record (see [`Op::rebuilt`]).
+    #[inline(always)]
+    fn scalar(op: Op<E>, ids: [u32; 2], arity: u8, requires_grad: bool, x: E) -> Self {
+        Node {
+            op: op.rebuilt(),
+            ids,
+            arity,
+            value: RANK0,
+            slot: u32::MAX,
+            x,
+            requires_grad,
+            single: true,
+            run: Run::of(true, requires_grad, arity),
+        }
+    }
+
     /// Whether the value is rank 0 (shape `[]`, held in `x`): elementwise ops on such nodes
     /// take the scalar fast path.
     #[inline]
@@ -762,17 +780,7 @@ impl<E: Float> Tape<E> {
             let x = store.nodes.get(id).map_or(E::ZERO, |n| n.x);
             return Var::new(self, id as u32, x);
         };
-        free.write(Node {
-            op: op.rebuilt(),
-            ids,
-            arity,
-            value: RANK0,
-            slot: u32::MAX,
-            x,
-            requires_grad,
-            single: true,
-            run: Run::of(true, requires_grad, arity),
-        });
+        free.write(Node::scalar(op, ids, arity, requires_grad, x));
         // SAFETY: the element at `id`, the first spare one (so `id < capacity`), was just
         // written. (`Vec::push` would do the same, behind a growth check whose call, even
         // untaken, makes the compiler keep the chain's values in memory.)
@@ -798,17 +806,9 @@ impl<E: Float> Tape<E> {
         x: E,
     ) {
         let id = store.nodes.len();
-        store.nodes.push(Node {
-            op,
-            ids,
-            arity,
-            value: RANK0,
-            slot: u32::MAX,
-            x,
-            requires_grad,
-            single: true,
-            run: Run::of(true, requires_grad, arity),
-        });
+        store
+            .nodes
+            .push(Node::scalar(op, ids, arity, requires_grad, x));
         if self.watched.get() {
             self.watch_scalar(store, id);
         }
