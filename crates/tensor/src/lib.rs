@@ -59,4 +59,4 @@ pub use float::Float;
 pub use matmul::{Transpose, gemm_into, gemm_tn_batch_sum_into, num_threads, set_num_threads};
 pub use pool::{pooled_bytes, release_buffers};
 pub use tensor::{Shape, Tensor, checked_numel, contiguous_strides, numel};
-pub use workers::run_parallel;
+pub use workers::{awake_workers, run_parallel, set_spin_time, spin_time};

@@ -629,7 +629,7 @@ unsafe fn gemm_blocks<E: Float>(
     let total = if split_rows { m } else { n };
     let parts = threads.min(total);
     let chunk = total.div_ceil(parts);
-    let blocks: Vec<(Block<E>, usize, usize)> = (0..parts)
+    let blocks: SmallVec<[(Block<E>, usize, usize); 8]> = (0..parts)
         .map(|p| p * chunk)
         .take_while(|&start| start < total)
         .map(|start| {
@@ -657,11 +657,13 @@ unsafe fn gemm_blocks<E: Float>(
             }
         })
         .collect();
-    let jobs: Vec<Box<dyn Fn() + Sync + '_>> = blocks
+    let run = &run;
+    let jobs: SmallVec<[_; 8]> = blocks
         .iter()
-        .map(|&(blk, bm, bn)| Box::new(move || run(blk, bm, bn)) as Box<dyn Fn() + Sync + '_>)
+        .map(|&(blk, bm, bn)| move || run(blk, bm, bn))
         .collect();
-    let refs: Vec<&(dyn Fn() + Sync)> = jobs.iter().map(|j| j.as_ref()).collect();
+    let refs: SmallVec<[&(dyn Fn() + Sync); 8]> =
+        jobs.iter().map(|j| j as &(dyn Fn() + Sync)).collect();
     crate::workers::run_parallel(&refs);
 }
 

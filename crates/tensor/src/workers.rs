@@ -6,6 +6,9 @@
 //! instead of blocking a worker). A pool written here by hand had neither and hung the process
 //! when two threads multiplied large matrices at once.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 /// Runs every job, the first on the calling thread and the others on tapegrad's rayon workers
 /// (the ones large matrix products and expensive maps are split over), and returns when all are
 /// done. Without the `threads` feature every job runs on the calling thread, one after another.
@@ -32,38 +35,168 @@ pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
     };
     #[cfg(feature = "threads")]
     if !rest.is_empty() {
+        use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
         // Each job runs once, on whichever thread claims it first: a worker that picks it up,
         // or the caller, which after its own job takes every job no worker has started. So a
         // late worker (asleep, or its core busy) costs the caller nothing but the work itself.
-        let claimed: smallvec::SmallVec<[std::sync::atomic::AtomicBool; 8]> = rest
-            .iter()
-            .map(|_| std::sync::atomic::AtomicBool::new(false))
-            .collect();
-        let claim = |k: usize| !claimed[k].swap(true, std::sync::atomic::Ordering::AcqRel);
-        let claim = &claim;
+        let claimed: smallvec::SmallVec<[AtomicBool; 8]> =
+            rest.iter().map(|_| AtomicBool::new(false)).collect();
+        // Jobs of `rest` finished, by whoever ran them (counted even when one panics).
+        let finished = AtomicUsize::new(0);
+        let run = |k: usize| {
+            if !claimed[k].swap(true, Ordering::AcqRel) {
+                let _count = Finished(&finished);
+                rest[k]();
+            }
+        };
+        let run = &run;
+        let spin = spin_time();
         // `in_place_scope` runs the closure here and the spawned jobs on the pool, and returns
         // only when every spawned job has finished, so the jobs' borrows outlive their use.
         pool().in_place_scope(|s| {
-            for (k, &job) in rest.iter().enumerate() {
-                s.spawn(move |_| {
-                    if claim(k) {
-                        job();
-                    }
-                });
+            for k in 0..rest.len() {
+                s.spawn(move |_| run(k));
             }
             first();
-            for (k, &job) in rest.iter().enumerate() {
-                if claim(k) {
-                    job();
-                }
-            }
+            (0..rest.len()).for_each(run);
+            // A job a worker is still running: wait for it awake for up to the spin time, as
+            // the workers do for new work, rather than fall asleep in the scope's end and pay
+            // a wake-up (tens of microseconds on a VM) after it is done.
+            wait_awake(spin, || finished.load(Ordering::Acquire) == rest.len());
         });
+        linger(spin);
         return;
     }
     first();
     for job in rest {
         job();
     }
+}
+
+/// Counts one finished job when dropped, so a job that panics is counted too.
+#[cfg(feature = "threads")]
+struct Finished<'a>(&'a std::sync::atomic::AtomicUsize);
+
+#[cfg(feature = "threads")]
+impl Drop for Finished<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Spins (yielding the core to any other runnable thread) until `done` or `spin` has passed.
+#[cfg(feature = "threads")]
+fn wait_awake(spin: Duration, done: impl Fn() -> bool) {
+    if done() || spin.is_zero() {
+        return;
+    }
+    let start = Instant::now();
+    while !done() && start.elapsed() < spin {
+        std::thread::yield_now();
+    }
+}
+
+/// Spin time set by [`set_spin_time`] in nanoseconds; `u64::MAX` until read or set.
+static SPIN_NS: AtomicU64 = AtomicU64::new(u64::MAX);
+
+/// The spin time when neither [`set_spin_time`] nor `TAPEGRAD_SPIN_US` sets one.
+const DEFAULT_SPIN: Duration = Duration::from_micros(500);
+
+/// Sets how long tapegrad's worker threads stay awake after split work, waiting for more,
+/// before they sleep; and how long the caller of [`run_parallel`] waits awake for a job a
+/// worker is still running. Zero: workers sleep as soon as they find no work (rayon's own
+/// behaviour), and the caller sleeps until the job is done.
+///
+/// A sleeping thread takes tens of microseconds to wake on a virtual machine, paid twice per
+/// split product (the worker's wake-up and then the caller's); a training step splits several.
+/// Staying awake costs a core's time while nothing runs: the same trade as OpenMP runtimes'
+/// spin-then-sleep wait (`OMP_WAIT_POLICY`, `KMP_BLOCKTIME`). A waiting thread yields its core
+/// to any other runnable thread at every check. The default is 500 us, or `TAPEGRAD_SPIN_US`
+/// (in microseconds) when set.
+///
+/// ```
+/// use std::time::Duration;
+/// tapegrad_tensor::set_spin_time(Duration::from_micros(200));
+/// assert_eq!(tapegrad_tensor::spin_time(), Duration::from_micros(200));
+/// tapegrad_tensor::set_spin_time(Duration::ZERO); // sleep at once
+/// assert_eq!(tapegrad_tensor::spin_time(), Duration::ZERO);
+/// ```
+pub fn set_spin_time(spin: Duration) {
+    let ns = u64::try_from(spin.as_nanos()).unwrap_or(u64::MAX - 1);
+    SPIN_NS.store(ns.min(u64::MAX - 1), Ordering::Relaxed);
+}
+
+/// How long worker threads stay awake after split work ([`set_spin_time`]).
+pub fn spin_time() -> Duration {
+    match SPIN_NS.load(Ordering::Relaxed) {
+        u64::MAX => {
+            let spin = std::env::var("TAPEGRAD_SPIN_US")
+                .ok()
+                .and_then(|v| v.trim().parse::<u64>().ok())
+                .map_or(DEFAULT_SPIN, Duration::from_micros);
+            set_spin_time(spin);
+            spin
+        }
+        ns => Duration::from_nanos(ns),
+    }
+}
+
+/// Worker threads now staying awake for more work ([`linger`]).
+#[cfg(feature = "threads")]
+static LINGERING: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+/// Keeps one more worker awake after split work (up to one per worker), so the next split work
+/// starts on it at once instead of after a wake-up: a job on the pool that runs any work queued
+/// there and returns once the spin time (read at every check) has passed since it last found
+/// some.
+///
+/// On a machine of one core there is no other core to keep a worker on; nothing is kept awake.
+#[cfg(feature = "threads")]
+fn linger(spin: Duration) {
+    if spin.is_zero() || cores() < 2 {
+        return;
+    }
+    let pool = pool();
+    if LINGERING.fetch_add(1, Ordering::AcqRel) >= pool.current_num_threads() {
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+        return;
+    }
+    pool.spawn(move || {
+        let mut last = Instant::now();
+        // The spin time is read again at every check: setting it to zero ends the wait.
+        while last.elapsed() < spin_time() {
+            match pool.yield_now() {
+                Some(rayon::Yield::Executed) => last = Instant::now(),
+                _ => std::thread::yield_now(),
+            }
+        }
+        LINGERING.fetch_sub(1, Ordering::AcqRel);
+    });
+}
+
+/// Worker threads now kept awake waiting for more split work ([`set_spin_time`]): at most one
+/// per worker, and none once the spin time has passed without any (or on one core).
+///
+/// ```
+/// use std::time::Duration;
+/// tapegrad_tensor::set_spin_time(Duration::ZERO);
+/// let job = || {};
+/// tapegrad_tensor::run_parallel(&[&job, &job]);
+/// assert_eq!(tapegrad_tensor::awake_workers(), 0);
+/// ```
+pub fn awake_workers() -> usize {
+    #[cfg(feature = "threads")]
+    return LINGERING.load(Ordering::Acquire);
+    #[cfg(not(feature = "threads"))]
+    0
+}
+
+/// The cores available to the process, read once: `available_parallelism` reads the cgroup's
+/// quota files on Linux, tens of microseconds per call.
+#[cfg(feature = "threads")]
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// tapegrad's own rayon pool: one thread fewer than the cores the process may use (at least
@@ -74,7 +207,7 @@ pub fn run_parallel(jobs: &[&(dyn Fn() + Sync)]) {
 fn pool() -> &'static rayon::ThreadPool {
     static POOL: std::sync::OnceLock<rayon::ThreadPool> = std::sync::OnceLock::new();
     POOL.get_or_init(|| {
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores = cores();
         rayon::ThreadPoolBuilder::new()
             .num_threads(
                 cores

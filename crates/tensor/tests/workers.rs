@@ -1,0 +1,110 @@
+//! The worker threads' spin time (`set_spin_time`): workers stay awake for it after split work
+//! and then sleep; the caller of `run_parallel` waits awake for a worker's job for at most that
+//! long, and never returns before every job is done.
+//!
+//! The spin time is one setting for the process, so the tests here take turns (`TURN`).
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use tapegrad_tensor::{awake_workers, run_parallel, set_spin_time, spin_time};
+
+static TURN: Mutex<()> = Mutex::new(());
+
+/// Runs `f` on its own thread and fails the test, instead of hanging it, when `f` has not
+/// finished within `secs` seconds.
+fn within<T: Send + 'static>(secs: u64, what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    match rx.recv_timeout(Duration::from_secs(secs)) {
+        Ok(v) => v,
+        Err(_) => panic!("{what} did not finish within {secs} s"),
+    }
+}
+
+fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Polls until no worker is awake, for up to `secs` seconds; gives the last count.
+fn awake_after_waiting(secs: u64) -> usize {
+    let start = Instant::now();
+    while awake_workers() > 0 && start.elapsed() < Duration::from_secs(secs) {
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    awake_workers()
+}
+
+#[test]
+fn workers_stay_awake_for_the_spin_time_then_sleep() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let job = || {};
+    let workers = cores().saturating_sub(1).max(1);
+
+    set_spin_time(Duration::from_secs(30));
+    assert_eq!(spin_time(), Duration::from_secs(30));
+    run_parallel(&[&job, &job]);
+    if cores() >= 2 {
+        // One worker kept awake; more split work never keeps more than there are workers.
+        assert!(awake_workers() >= 1);
+        for _ in 0..8 {
+            run_parallel(&[&job, &job, &job]);
+        }
+        assert!((1..=workers).contains(&awake_workers()));
+    } else {
+        assert_eq!(awake_workers(), 0, "one core: nothing to keep awake");
+    }
+
+    // Zero sends the waiting workers to sleep, and no split work keeps one awake after it.
+    set_spin_time(Duration::ZERO);
+    assert_eq!(awake_after_waiting(10), 0);
+    run_parallel(&[&job, &job]);
+    assert_eq!(awake_workers(), 0);
+
+    // A short spin time passes by itself: the worker sleeps without being told.
+    set_spin_time(Duration::from_millis(20));
+    run_parallel(&[&job, &job]);
+    assert_eq!(awake_after_waiting(10), 0);
+}
+
+#[test]
+fn the_caller_returns_only_after_a_job_longer_than_the_spin_time() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    set_spin_time(Duration::from_millis(1));
+    for _ in 0..5 {
+        let done = AtomicBool::new(false);
+        // The caller's own job is slow to start, so a worker usually takes the second, which
+        // then outlasts the caller's spin time by far.
+        let first = || std::thread::sleep(Duration::from_millis(5));
+        let slow = || {
+            std::thread::sleep(Duration::from_millis(60));
+            done.store(true, Ordering::Release);
+        };
+        run_parallel(&[&first, &slow]);
+        assert!(
+            done.load(Ordering::Acquire),
+            "returned before a job was done"
+        );
+    }
+    set_spin_time(Duration::from_micros(500));
+}
+
+#[test]
+fn a_worker_job_that_panics_does_not_keep_the_caller_spinning() {
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // A spin time far longer than the test's limit: the caller's wait ends only because the
+    // panicking job counts as finished.
+    set_spin_time(Duration::from_secs(600));
+    let caught = within(30, "a panicking job with a long spin time", || {
+        let first = || std::thread::sleep(Duration::from_millis(20));
+        let bad = || panic!("job failed");
+        std::panic::catch_unwind(|| run_parallel(&[&first, &bad])).is_err()
+    });
+    assert!(caught, "the job's panic reaches the caller");
+    set_spin_time(Duration::ZERO);
+    assert_eq!(awake_after_waiting(10), 0);
+    set_spin_time(Duration::from_micros(500));
+}
