@@ -60,8 +60,47 @@ fn family<E: Float>(c: &mut Criterion) {
     group.finish();
 }
 
+/// W2's forward product (64 x 784 times 784 x 256, split in two at two threads) after 100 us of
+/// other work on the calling thread, as between the products of a training step: with the
+/// workers' spin time at zero (they sleep at once and must be woken), at the default (a worker
+/// is still awake), and on one thread.
+fn split_after_pause(c: &mut Criterion) {
+    let (threads, spin) = (
+        tapegrad::tensor::num_threads(),
+        tapegrad::tensor::spin_time(),
+    );
+    let mut group = c.benchmark_group("split_product_after_100us");
+    let mut rng = StdRng::seed_from_u64(0);
+    let x = Tensor::<f32>::rand_uniform(&[64, 784], 0.0, 1.0, &mut rng);
+    let w = Tensor::<f32>::rand_uniform(&[784, 256], -0.1, 0.1, &mut rng);
+    let step = || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_micros(100) {
+            std::hint::spin_loop();
+        }
+        black_box(x.matmul(black_box(&w)).unwrap())
+    };
+    for (name, n, spin) in [
+        ("two_threads_spin_0", 2, std::time::Duration::ZERO),
+        (
+            "two_threads_spin_500us",
+            2,
+            std::time::Duration::from_micros(500),
+        ),
+        ("one_thread", 1, std::time::Duration::ZERO),
+    ] {
+        tapegrad::tensor::set_num_threads(n);
+        tapegrad::tensor::set_spin_time(spin);
+        group.bench_function(name, |bench| bench.iter(step));
+    }
+    group.finish();
+    tapegrad::tensor::set_num_threads(threads);
+    tapegrad::tensor::set_spin_time(spin);
+}
+
 /// Registers the matmul family.
 pub fn bench(c: &mut Criterion) {
     family::<f32>(c);
     family::<f64>(c);
+    split_after_pause(c);
 }
