@@ -17,13 +17,17 @@ pub(crate) type Storage<E> = SmallVec<[E; 4]>;
 /// generic extend, which the scalar graph nodes would pay on every op).
 #[inline]
 pub(crate) fn shape_of(dims: &[usize]) -> Shape {
-    if dims.len() <= 4 {
-        let mut buf = [0usize; 4];
-        buf[..dims.len()].copy_from_slice(dims);
-        SmallVec::from_buf_and_len(buf, dims.len())
-    } else {
-        Shape::from_slice(dims)
-    }
+    // One arm per rank: a copy of a variable length would call `memcpy` (and zeroing the
+    // array `memset`) for at most 32 bytes.
+    let (buf, len) = match *dims {
+        [] => ([0; 4], 0),
+        [a] => ([a, 0, 0, 0], 1),
+        [a, b] => ([a, b, 0, 0], 2),
+        [a, b, c] => ([a, b, c, 0], 3),
+        [a, b, c, d] => ([a, b, c, d], 4),
+        _ => return Shape::from_slice(dims),
+    };
+    SmallVec::from_buf_and_len(buf, len)
 }
 
 /// Collects an exact-size iterator into storage: inline for up to four elements, otherwise
