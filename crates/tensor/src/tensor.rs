@@ -275,6 +275,42 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_parts(Storage::from_slice(data), shape_of(shape)))
     }
 
+    /// A tensor of `shape` holding the iterator's elements in row-major order (as
+    /// `Tensor::from_vec(iter.collect(), shape)`, without the intermediate `Vec`); its buffer
+    /// comes from the thread's pool when one of that size is free. An iterator over slices
+    /// (`a.iter().zip(b).map(..)`) fills it without a bounds check per element, which a
+    /// [`Tensor::from_fn`] closure indexing those slices pays.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let (a, b) = ([1.0f32, 2.0, 3.0, 4.0], [10.0f32, 20.0, 30.0, 40.0]);
+    /// let t = Tensor::from_iter_exact(&[2, 2], a.iter().zip(&b).map(|(x, y)| x * y))?;
+    /// assert_eq!(t.to_vec(), vec![10.0, 40.0, 90.0, 160.0]);
+    /// assert!(Tensor::<f32>::from_iter_exact(&[3], a.iter().copied()).is_err());
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::DataLength`] when the iterator's length is not the shape's element count,
+    /// and as [`Tensor::try_from_fn`].
+    pub fn from_iter_exact(
+        shape: &[usize],
+        iter: impl ExactSizeIterator<Item = E>,
+    ) -> Result<Self> {
+        let n = checked_numel("from_iter_exact", shape)?;
+        if iter.len() != n {
+            return Err(TensorError::DataLength {
+                op: "from_iter_exact",
+                len: iter.len(),
+                shape: shape.to_vec(),
+                expected: n,
+            });
+        }
+        let data = try_collect_storage(n, iter, "from_iter_exact", shape)?;
+        Ok(Self::from_parts(data, shape_of(shape)))
+    }
+
     /// A tensor of `shape` whose element at flat (row-major) index `i` is `f(i)`; its buffer
     /// comes from the thread's pool when one of that size is free.
     ///

@@ -843,11 +843,15 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         // A gradient slot always has its node's shape, which here is g's.
         match self.slot(k) {
             Some(acc) => {
-                for (i, a) in acc.as_mut_slice().iter_mut().enumerate() {
-                    *a += f(gs[i], xs[i], ys[i]);
+                let terms = gs.iter().zip(xs).zip(ys);
+                for (a, ((&g, &x), &y)) in acc.as_mut_slice().iter_mut().zip(terms) {
+                    *a += f(g, x, y);
                 }
             }
-            slot @ None => *slot = Some(Tensor::from_fn(g.shape(), |i| f(gs[i], xs[i], ys[i]))),
+            slot @ None => {
+                let it = gs.iter().zip(xs).zip(ys).map(|((&g, &x), &y)| f(g, x, y));
+                *slot = Some(Tensor::from_iter_exact(g.shape(), it)?);
+            }
         }
         Ok(())
     }
