@@ -1138,17 +1138,26 @@ pub(crate) fn generic_backward<E: Float>(
     tensors: &mut [Option<Tensor<E>>],
     scalars: &mut [Option<E>],
 ) -> Result<()> {
+    let mut run = |rank0: &[(u32, Tensor<E>)]| {
+        let mut ctx = BackwardCtx::new(store, rank0, i, inputs, grad, tensors, scalars);
+        store.nodes[i].op.backward(&mut ctx)?;
+        ctx.finish();
+        Ok(())
+    };
+    let me = i as u32;
+    let ids = || inputs.iter().copied().chain([me]);
+    if !ids().any(|j| store.nodes[j as usize].rank0()) {
+        // The common case of tensor ops: nothing to build, and no list to drop.
+        return run(&[]);
+    }
     let mut rank0: SmallVec<[(u32, Tensor<E>); 3]> = SmallVec::new();
-    for &j in inputs.iter().chain([&(i as u32)]) {
+    for j in ids() {
         let node = &store.nodes[j as usize];
         if node.rank0() {
             rank0.push((j, Tensor::scalar(node.x)));
         }
     }
-    let mut ctx = BackwardCtx::new(store, &rank0, i, inputs, grad, tensors, scalars);
-    store.nodes[i].op.backward(&mut ctx)?;
-    ctx.finish();
-    Ok(())
+    run(&rank0)
 }
 
 #[cfg(test)]

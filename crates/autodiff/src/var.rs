@@ -300,17 +300,23 @@ impl<'t, E: Float> Var<'t, E> {
         let (op, value, saved, requires_grad) = {
             let store = tape.store();
             // The stored values by reference; only when an input is rank 0 (it stores no
-            // tensor) are the values built.
-            let stored: Option<SmallVec<[&Tensor<E>; 4]>> =
-                vars.iter().map(|v| store.tensor(v.index())).collect();
-            let (op, value, saved) = match stored {
-                Some(values) => f(&values)?,
-                None => {
-                    let owned: SmallVec<[std::borrow::Cow<'_, Tensor<E>>; 4]> =
-                        vars.iter().map(|v| store.value(v.index())).collect();
-                    let values: SmallVec<[&Tensor<E>; 4]> = owned.iter().map(|c| &**c).collect();
-                    f(&values)?
+            // tensor) are the values built. Pushed one by one: collecting into an
+            // `Option<SmallVec>` goes through SmallVec's generic `extend`, a hundred
+            // instructions for three inputs.
+            let mut stored: SmallVec<[&Tensor<E>; 4]> = SmallVec::new();
+            for v in vars {
+                match store.tensor(v.index()) {
+                    Some(t) => stored.push(t),
+                    None => break,
                 }
+            }
+            let (op, value, saved) = if stored.len() == vars.len() {
+                f(&stored)?
+            } else {
+                let owned: SmallVec<[std::borrow::Cow<'_, Tensor<E>>; 4]> =
+                    vars.iter().map(|v| store.value(v.index())).collect();
+                let values: SmallVec<[&Tensor<E>; 4]> = owned.iter().map(|c| &**c).collect();
+                f(&values)?
             };
             let rg =
                 vars.iter().any(|v| store.nodes[v.index()].requires_grad) && tape.is_recording();

@@ -1124,8 +1124,11 @@ impl<E: Float> Network<E> {
         };
         for &id in &self.order[1..] {
             let node = &self.nodes[id];
-            let parts: SmallVec<[Var<'t, E>; 4]> =
-                node.inputs.iter().map(|&i| value_of(&values, i)).collect();
+            // Pushed one by one (`collect` goes through SmallVec's generic `extend`).
+            let mut parts: SmallVec<[Var<'t, E>; 4]> = SmallVec::new();
+            for &i in &node.inputs {
+                parts.push(value_of(&values, i));
+            }
             let joined = |parts: &[Var<'t, E>]| -> Result<Var<'t, E>> {
                 Ok(if parts.len() == 1 {
                     parts[0]

@@ -795,7 +795,7 @@ impl<E: Float> Tensor<E> {
             Storage::new()
         } else if len <= 4 {
             // m >= 1 here, so n <= 4 rows.
-            (0..n).flat_map(|_| b.as_slice().iter().copied()).collect()
+            crate::tensor::collect_storage((0..len).map(|i| b.as_slice()[i % b.len()]))
         } else {
             let mut v = crate::pool::try_take(len, "linear", &shape)?;
             if let [bias] = b.as_slice() {

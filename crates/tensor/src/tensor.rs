@@ -35,12 +35,26 @@ pub(crate) fn shape_of(dims: &[usize]) -> Shape {
 #[inline]
 pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) -> Storage<E> {
     if it.len() <= 4 {
-        it.collect()
+        fill_inline(it)
     } else {
         let mut v = crate::pool::take(it.len());
         v.extend(it);
         SmallVec::from_vec(v)
     }
+}
+
+/// Inline storage from at most four elements, filled in place: `collect` into a SmallVec goes
+/// through its generic `extend`, which checks its room for every element (about a hundred
+/// instructions for four).
+#[inline]
+fn fill_inline<E: Float>(it: impl Iterator<Item = E>) -> Storage<E> {
+    let mut buf = [E::ZERO; 4];
+    let mut len = 0;
+    for (slot, v) in buf.iter_mut().zip(it) {
+        *slot = v;
+        len += 1;
+    }
+    SmallVec::from_buf_and_len(buf, len)
 }
 
 /// [`collect_storage`] for `n` elements whose count comes from user input: the buffer is
@@ -54,14 +68,7 @@ pub(crate) fn try_collect_storage<E: Float>(
 ) -> Result<Storage<E>> {
     debug_assert_eq!(it.len(), n);
     if n <= 4 {
-        // Filled in place: `collect` into a SmallVec checks its room for every element.
-        let mut buf = [E::ZERO; 4];
-        let mut len = 0;
-        for (slot, v) in buf.iter_mut().zip(it) {
-            *slot = v;
-            len += 1;
-        }
-        Ok(SmallVec::from_buf_and_len(buf, len))
+        Ok(fill_inline(it))
     } else {
         let mut v = crate::pool::try_take(n, op, shape)?;
         v.extend(it);
