@@ -7,7 +7,9 @@
 //! when two threads multiplied large matrices at once.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(feature = "threads")]
+use std::time::Instant;
 
 /// Runs every job, the first on the calling thread and the others on tapegrad's rayon workers
 /// (the ones large matrix products and expensive maps are split over), and returns when all are

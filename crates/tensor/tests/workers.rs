@@ -3,6 +3,8 @@
 //! long, and never returns before every job is done.
 //!
 //! The spin time is one setting for the process, so the tests here take turns (`TURN`).
+//! Without the `threads` feature there are no workers: nothing here applies.
+#![cfg(feature = "threads")]
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
