@@ -809,6 +809,25 @@ impl<E: Float> Tensor<E> {
             SmallVec::from_vec(v)
         };
         let mut y = Tensor::from_parts(data, shape);
+        let (k, m) = (w.shape()[0], w.shape()[1]);
+        let macs = n.saturating_mul(k).saturating_mul(m);
+        if r == 2 && k > 0 && macs > 0 && macs <= TINY_MACS {
+            // A tiny layer (a 2-8-1 network's): the very loops `gemm_into` reaches for it,
+            // without its views and checks, which the shapes checked above make moot.
+            let t = Tiny {
+                m: n,
+                k,
+                n: m,
+                a: self.as_slice(),
+                b: w.as_slice(),
+                sa: (k as isize, 1),
+                sb: (m as isize, 1),
+            };
+            // SAFETY: `y` holds the n x m bias rows, initialized, apart from `self` and `w`;
+            // `a` is n x k and `b` is k x m, row-major, as the shapes checked above say.
+            unsafe { t.run(E::ONE, E::ONE, y.as_mut_slice().as_mut_ptr()) };
+            return Ok(y);
+        }
         gemm_into(
             self,
             Transpose::No,

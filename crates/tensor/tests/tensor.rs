@@ -635,6 +635,42 @@ fn linear_with_empty_and_tiny_shapes() {
 }
 
 #[test]
+fn tiny_layers_equal_the_bias_rows_plus_gemm_into_bit_for_bit() {
+    // `linear` takes tiny layers straight to the product's loops; `gemm_into` reaches the same
+    // loops through its views. Every loop shape: one output, one input, one row, and a batch.
+    let mut rng = StdRng::seed_from_u64(5);
+    for (n, k, m) in [
+        (4, 2, 8),
+        (4, 8, 1),
+        (1, 8, 8),
+        (8, 1, 8),
+        (3, 5, 7),
+        (16, 4, 8),
+    ] {
+        let x = Tensor::<f32>::randn(&[n, k], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f32>::randn(&[k, m], 0.0, 1.0, &mut rng);
+        let b = Tensor::<f32>::randn(&[m], 0.0, 1.0, &mut rng);
+        let mut expected = Tensor::from_fn(&[n, m], |i| b.as_slice()[i % m]);
+        gemm_into(
+            &x,
+            Transpose::No,
+            &w,
+            Transpose::No,
+            1.0,
+            1.0,
+            &mut expected,
+        )
+        .unwrap();
+        let y = x.linear(&w, &b).unwrap();
+        let bits = |t: &Tensor<f32>| t.as_slice().iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        assert_eq!(bits(&y), bits(&expected), "{n} x {k} x {m}");
+        // A batch of rows: the same numbers as the rows one matrix.
+        let seq = x.reshape(&[1, n, k]).unwrap().linear(&w, &b).unwrap();
+        assert_eq!(bits(&seq), bits(&expected), "[1, {n}, {k}] x [{k}, {m}]");
+    }
+}
+
+#[test]
 fn layout_ops_against_element_access() {
     let x = Tensor::<f64>::from_fn(&[2, 3, 4], |i| i as f64);
     // permute: y[i, j, k] = x[index rearranged].
