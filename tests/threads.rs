@@ -245,3 +245,35 @@ fn every_parallel_job_runs_exactly_once_whoever_takes_it() {
         }
     });
 }
+
+#[test]
+fn elementwise_backwards_and_sgd_split_over_threads_match_one_thread_bit_for_bit() {
+    // 257 x 258 = 66,306 elements: above the split of cheap elementwise work (2^14 per
+    // thread), and not a multiple of the thread count. x gets sigmoid's gradient in a new slot, then tanh's and
+    // exp's added in place; SGD then updates a parameter of that size.
+    let run = |threads: usize| {
+        tapegrad::tensor::set_num_threads(threads);
+        let mut rng = StdRng::seed_from_u64(9);
+        let x0 = Tensor::<f32>::randn(&[257, 258], 0.0, 1.0, &mut rng);
+        let tape = Tape::new();
+        let x = tape.var(x0.clone());
+        let y = (x.sigmoid() * 2.0 + x.tanh() + (x * 0.1).exp()).sum();
+        let grads = tape.backward(y).unwrap();
+        let g = grads[x].clone();
+        let mut params = nn::ParamStore::new();
+        let id = params.insert("w", x0);
+        let mut pg = nn::ParamGrads::new();
+        pg.insert(id, g.clone());
+        drop(grads);
+        let mut opt = nn::Optimizer::new(nn::OptimizerKind::sgd()).unwrap();
+        opt.step(&mut params, &pg, 0.1).unwrap();
+        (g.to_vec(), params[id].to_vec())
+    };
+    let one = run(1);
+    let two = run(2);
+    assert_eq!(one.0.len(), 257 * 258);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    assert_eq!(bits(&one.0), bits(&two.0), "gradients");
+    assert_eq!(bits(&one.1), bits(&two.1), "updated parameters");
+    assert!(one.0.iter().all(|v| v.is_finite() && *v != 0.0));
+}

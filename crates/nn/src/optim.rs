@@ -1,7 +1,7 @@
 //! Optimizers: SGD with momentum and weight decay, and Adam. Updates are in place.
 
 use slotmap::SecondaryMap;
-use tapegrad_tensor::{Float, Tensor};
+use tapegrad_tensor::{Float, PAR_MIN_CHEAP, Tensor, par_chunks_mut};
 
 use crate::error::{Result, config, data, param};
 use crate::params::{ParamGrads, ParamId, ParamKey, ParamStore};
@@ -467,9 +467,13 @@ impl<E: Float> Optimizer<E> {
                     OptimizerKind::Sgd { weight_decay, .. } => f(weight_decay),
                     OptimizerKind::Adam { .. } => unreachable!("Adam keeps state"),
                 };
-                for (pv, &gv) in p.as_mut_slice().iter_mut().zip(g.as_slice()) {
-                    *pv -= lr_e * (gv + wd * *pv);
-                }
+                // Split over the worker threads when large: each element alike wherever it is.
+                let gs = g.as_slice();
+                par_chunks_mut(p.as_mut_slice(), PAR_MIN_CHEAP, |start, part| {
+                    for (pv, &gv) in part.iter_mut().zip(&gs[start..]) {
+                        *pv -= lr_e * (gv + wd * *pv);
+                    }
+                });
                 continue;
             };
             let st = self.states[slot]

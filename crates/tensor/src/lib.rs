@@ -59,4 +59,6 @@ pub use float::Float;
 pub use matmul::{Transpose, gemm_into, gemm_tn_batch_sum_into, num_threads, set_num_threads};
 pub use pool::{pooled_bytes, release_buffers};
 pub use tensor::{Shape, Tensor, checked_numel, contiguous_strides, numel};
-pub use workers::{awake_workers, run_parallel, set_spin_time, spin_time};
+pub use workers::{
+    PAR_MIN_CHEAP, awake_workers, par_chunks_mut, run_parallel, set_spin_time, spin_time,
+};

@@ -318,6 +318,52 @@ impl<E: Float> Tensor<E> {
         Ok(Self::from_parts(data, shape_of(shape)))
     }
 
+    /// A tensor of `shape` whose elements `fill(start, chunk)` writes: `chunk` is the part of the
+    /// elements (row-major) from flat index `start`, zeroed. Split over the worker threads as
+    /// [`crate::par_chunks_mut`] splits (from `min_per_thread` elements per thread), so `fill`
+    /// must write a chunk from its inputs alone; the buffer comes from the thread's pool.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let x: Vec<f32> = (0..100_000).map(|i| i as f32).collect();
+    /// let t = Tensor::par_fill(&[100, 1000], "double", 1 << 14, |start, out| {
+    ///     for (o, v) in out.iter_mut().zip(&x[start..]) {
+    ///         *o = 2.0 * v;
+    ///     }
+    /// })?;
+    /// assert_eq!(t.as_slice()[99_999], 199_998.0);
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::TooLarge`] when the shape's element count overflows and
+    /// [`TensorError::Alloc`] naming `op`, the shape and the bytes when the memory cannot be had.
+    pub fn par_fill(
+        shape: &[usize],
+        op: &'static str,
+        min_per_thread: usize,
+        fill: impl Fn(usize, &mut [E]) + Sync,
+    ) -> Result<Self> {
+        let n = checked_numel(op, shape)?;
+        let mut buf: Vec<E> = crate::pool::try_take(n, op, shape)?;
+        let spare = &mut buf.spare_capacity_mut()[..n];
+        crate::workers::par_chunks_mut(spare, min_per_thread, |start, chunk| {
+            // Zeroed here, on the thread that fills it, while it is in that core's cache.
+            for v in chunk.iter_mut() {
+                v.write(E::ZERO);
+            }
+            // SAFETY: every element of `chunk` was just written, and `MaybeUninit<E>` has
+            // `E`'s layout.
+            let chunk = unsafe { &mut *(std::ptr::from_mut(chunk) as *mut [E]) };
+            fill(start, chunk);
+        });
+        // SAFETY: the chunks cover the first n elements and every one was written before
+        // `par_chunks_mut` returned (a job that panics makes it panic before this line).
+        unsafe { buf.set_len(n) };
+        Ok(Self::from_parts(Storage::from_vec(buf), shape_of(shape)))
+    }
+
     /// A tensor of `shape` whose element at flat (row-major) index `i` is `f(i)`; its buffer
     /// comes from the thread's pool when one of that size is free.
     ///

@@ -2,7 +2,11 @@
 //! and then sleep; the caller of `run_parallel` waits awake for a worker's job for at most that
 //! long, and never returns before every job is done.
 //!
-//! The spin time is one setting for the process, so the tests here take turns (`TURN`).
+//! Also the helpers that split elementwise work over the workers (`par_chunks_mut`,
+//! `Tensor::par_fill`).
+//!
+//! The spin time and the thread count are settings for the process, so the tests here take
+//! turns (`TURN`).
 //! Without the `threads` feature there are no workers: nothing here applies.
 #![cfg(feature = "threads")]
 
@@ -109,4 +113,53 @@ fn a_worker_job_that_panics_does_not_keep_the_caller_spinning() {
     set_spin_time(Duration::ZERO);
     assert_eq!(awake_after_waiting(10), 0);
     set_spin_time(Duration::from_micros(500));
+}
+
+#[test]
+fn par_chunks_mut_visits_every_element_once_at_its_index() {
+    use tapegrad_tensor::{par_chunks_mut, set_num_threads};
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    // Lengths below, at and above the split, none a multiple of the thread count.
+    for threads in [1, 2, 3] {
+        set_num_threads(threads);
+        for len in [0, 1, 1000, 1 << 15, (1 << 16) + 7, 300_001] {
+            let mut v = vec![0u32; len];
+            par_chunks_mut(&mut v, 1 << 14, |start, chunk| {
+                for (i, x) in chunk.iter_mut().enumerate() {
+                    *x += (start + i) as u32 + 1;
+                }
+            });
+            let expected: Vec<u32> = (1..=len as u32).collect();
+            assert_eq!(v, expected, "{len} elements, {threads} threads");
+        }
+    }
+    set_num_threads(2);
+}
+
+#[test]
+fn par_fill_equals_a_serial_fill_and_carries_a_panic_to_the_caller() {
+    use tapegrad_tensor::{Tensor, set_num_threads};
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let x: Vec<f32> = (0..200_003).map(|i| (i as f32).sin()).collect();
+    let fill = |start: usize, out: &mut [f32]| {
+        for (o, v) in out.iter_mut().zip(&x[start..]) {
+            *o = v.mul_add(3.0, 0.5);
+        }
+    };
+    set_num_threads(1);
+    let one = Tensor::par_fill(&[200_003], "test", 1 << 14, fill).unwrap();
+    set_num_threads(2);
+    let two = Tensor::par_fill(&[200_003], "test", 1 << 14, fill).unwrap();
+    assert_eq!(one, two);
+    assert_eq!(one.as_slice()[200_002], x[200_002].mul_add(3.0, 0.5));
+    // A fill that panics in one chunk: the panic reaches the caller, no tensor is made.
+    let caught = std::panic::catch_unwind(|| {
+        Tensor::<f32>::par_fill(&[100_000], "test", 1 << 14, |start, _| {
+            assert!(start == 0, "a chunk fails");
+        })
+    });
+    assert!(caught.is_err());
+    // A size past memory is an error naming the op, not an abort.
+    let err = Tensor::<f32>::par_fill(&[1 << 40, 1 << 20], "test", 1 << 14, |_, _| {}).unwrap_err();
+    assert!(err.to_string().contains("test"), "{err}");
 }

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use tapegrad_tensor::{Float, Tensor};
+use tapegrad_tensor::{Float, PAR_MIN_CHEAP, Tensor, num_threads, par_chunks_mut};
 
 use crate::error::Result;
 use crate::tape::{Node, Store};
@@ -824,11 +824,13 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
 
     /// For elementwise ops whose input `k`, output and gradient share one shape: adds
     /// `f(g, x, y)` into input `k`'s gradient, in place when the slot exists (no temporary).
+    /// Large gradients are split over the worker threads ([`PAR_MIN_CHEAP`] elements per
+    /// thread): the same numbers, each element computed alike wherever it is.
     #[inline]
     pub(crate) fn accumulate_elementwise(
         &mut self,
         k: usize,
-        f: impl Fn(E, E, E) -> E,
+        f: impl Fn(E, E, E) -> E + Sync,
     ) -> Result<()> {
         if !self.wants(k) {
             return Ok(());
@@ -841,17 +843,26 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
             return Ok(());
         }
         // A gradient slot always has its node's shape, which here is g's.
+        // The terms of the elements from `start` on.
+        let terms = |start: usize| {
+            let (gs, xs, ys) = (&gs[start..], &xs[start..], &ys[start..]);
+            gs.iter().zip(xs).zip(ys).map(|((&g, &x), &y)| f(g, x, y))
+        };
         match self.slot(k) {
-            Some(acc) => {
-                let terms = gs.iter().zip(xs).zip(ys);
-                for (a, ((&g, &x), &y)) in acc.as_mut_slice().iter_mut().zip(terms) {
-                    *a += f(g, x, y);
+            Some(acc) => par_chunks_mut(acc.as_mut_slice(), PAR_MIN_CHEAP, |start, part| {
+                for (a, t) in part.iter_mut().zip(terms(start)) {
+                    *a += t;
                 }
+            }),
+            slot @ None if gs.len() >= 2 * PAR_MIN_CHEAP && num_threads() > 1 => {
+                let t = Tensor::par_fill(g.shape(), "backward", PAR_MIN_CHEAP, |start, part| {
+                    for (o, t) in part.iter_mut().zip(terms(start)) {
+                        *o = t;
+                    }
+                })?;
+                *slot = Some(t);
             }
-            slot @ None => {
-                let it = gs.iter().zip(xs).zip(ys).map(|((&g, &x), &y)| f(g, x, y));
-                *slot = Some(Tensor::from_iter_exact(g.shape(), it)?);
-            }
+            slot @ None => *slot = Some(Tensor::from_iter_exact(g.shape(), terms(0))?),
         }
         Ok(())
     }
