@@ -43,6 +43,21 @@ pub(crate) fn collect_storage<E: Float>(it: impl ExactSizeIterator<Item = E>) ->
     }
 }
 
+/// The element count of `shape`, which `len` elements given for it must match: the error
+/// names `op`, the shape and both counts.
+fn expect_len(op: &'static str, len: usize, shape: &[usize]) -> Result<usize> {
+    let expected = checked_numel(op, shape)?;
+    if len != expected {
+        return Err(TensorError::DataLength {
+            op,
+            len,
+            shape: shape.to_vec(),
+            expected,
+        });
+    }
+    Ok(expected)
+}
+
 /// Inline storage from at most four elements, filled in place: `collect` into a SmallVec goes
 /// through its generic `extend`, which checks its room for every element (about a hundred
 /// instructions for four).
@@ -252,15 +267,7 @@ impl<E: Float> Tensor<E> {
     /// [`TensorError::TooLarge`] for a shape whose element count overflows, and
     /// [`TensorError::DataLength`] when `data.len()` is not the product of `shape`.
     pub fn from_vec(data: Vec<E>, shape: &[usize]) -> Result<Self> {
-        let expected = checked_numel("from_vec", shape)?;
-        if data.len() != expected {
-            return Err(TensorError::DataLength {
-                op: "from_vec",
-                len: data.len(),
-                shape: shape.to_vec(),
-                expected,
-            });
-        }
+        expect_len("from_vec", data.len(), shape)?;
         Ok(Self::from_vec_unchecked(data, shape))
     }
 
@@ -270,15 +277,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// As [`Tensor::from_vec`].
     pub fn from_slice(data: &[E], shape: &[usize]) -> Result<Self> {
-        let expected = checked_numel("from_slice", shape)?;
-        if data.len() != expected {
-            return Err(TensorError::DataLength {
-                op: "from_slice",
-                len: data.len(),
-                shape: shape.to_vec(),
-                expected,
-            });
-        }
+        expect_len("from_slice", data.len(), shape)?;
         Ok(Self::from_parts(Storage::from_slice(data), shape_of(shape)))
     }
 
@@ -305,15 +304,7 @@ impl<E: Float> Tensor<E> {
         shape: &[usize],
         iter: impl ExactSizeIterator<Item = E>,
     ) -> Result<Self> {
-        let n = checked_numel("from_iter_exact", shape)?;
-        if iter.len() != n {
-            return Err(TensorError::DataLength {
-                op: "from_iter_exact",
-                len: iter.len(),
-                shape: shape.to_vec(),
-                expected: n,
-            });
-        }
+        let n = expect_len("from_iter_exact", iter.len(), shape)?;
         let data = try_collect_storage(n, iter, "from_iter_exact", shape)?;
         Ok(Self::from_parts(data, shape_of(shape)))
     }
