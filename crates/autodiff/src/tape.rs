@@ -617,6 +617,9 @@ impl<E: Float> Tape<E> {
     }
 
     /// Appends one node holding `value` (owned or shared; a rank-0 value goes into the node).
+    /// Inlined into its two callers, so that a shared leaf's recording (no inputs, nothing
+    /// saved) is compiled without the branches for them.
+    #[inline(always)]
     fn push_value(
         &self,
         op: Op<E>,
