@@ -407,14 +407,17 @@ impl<E: Float> Optimizer<E> {
                 )
             })?;
             let shape = p.value().shape();
-            if shape != g.shape() {
+            // Compared element by element: `!=` on two slices calls `memcmp`.
+            let same =
+                shape.len() == g.shape().len() && shape.iter().zip(g.shape()).all(|(a, b)| a == b);
+            if !same {
                 return Err(param(
                     "optimizer step",
                     p.name(),
                     format!("has shape {shape:?}, its gradient {:?}", g.shape()),
                 ));
             }
-            if p.value_mut().is_err() {
+            if !p.is_unique() {
                 return Err(param(
                     "optimizer step",
                     p.name(),

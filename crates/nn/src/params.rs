@@ -81,6 +81,15 @@ impl<E: Float> Param<E> {
         &self.value
     }
 
+    /// Whether [`Param::value_mut`] would give the value: nothing else (a tape, a clone of the
+    /// `Arc`) holds it. Two counter reads, where `value_mut` locks the weak count.
+    pub(crate) fn is_unique(&self) -> bool {
+        // With `&self` borrowed from the store, no new holder can appear while this reads:
+        // one could only come from an existing `Arc` or `Weak`, and these counts say there
+        // is none.
+        Arc::strong_count(&self.value) == 1 && Arc::weak_count(&self.value) == 0
+    }
+
     /// The value, to change in place.
     ///
     /// ```

@@ -72,6 +72,17 @@ fn a_step_before_the_tape_lets_go_is_refused_and_changes_nothing() {
     opt.step(&mut net.params, &grads, 0.1).unwrap();
     let moved: Vec<Vec<f64>> = net.params.iter().map(|(_, p)| p.value().to_vec()).collect();
     assert_ne!(before, moved);
+    // A weak handle alone also holds the value (it could be upgraded): still refused, until
+    // it is dropped.
+    let id = net.params.find("out.bias").unwrap();
+    let weak = std::sync::Arc::downgrade(&net.params.get(id).unwrap().shared());
+    let err = opt.step(&mut net.params, &grads, 0.1).unwrap_err();
+    assert!(
+        matches!(&err, NnError::Param { name, .. } if name == "out.bias"),
+        "{err}"
+    );
+    drop(weak);
+    opt.step(&mut net.params, &grads, 0.1).unwrap();
 }
 
 #[test]
