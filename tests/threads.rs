@@ -247,10 +247,11 @@ fn every_parallel_job_runs_exactly_once_whoever_takes_it() {
 }
 
 #[test]
-fn elementwise_backwards_and_sgd_split_over_threads_match_one_thread_bit_for_bit() {
+fn elementwise_backwards_and_optimizer_steps_split_over_threads_match_one_thread_bit_for_bit() {
     // 257 x 258 = 66,306 elements: above the split of cheap elementwise work (2^14 per
-    // thread), and not a multiple of the thread count. x gets sigmoid's gradient in a new slot, then tanh's and
-    // exp's added in place; SGD then updates a parameter of that size.
+    // thread), and not a multiple of the thread count. x gets sigmoid's gradient in a new
+    // slot, then tanh's and exp's added in place; SGD, SGD with momentum and Adam then update a
+    // parameter of that size.
     let run = |threads: usize| {
         tapegrad::tensor::set_num_threads(threads);
         let mut rng = StdRng::seed_from_u64(9);
@@ -267,6 +268,18 @@ fn elementwise_backwards_and_sgd_split_over_threads_match_one_thread_bit_for_bit
         drop(grads);
         let mut opt = nn::Optimizer::new(nn::OptimizerKind::sgd()).unwrap();
         opt.step(&mut params, &pg, 0.1).unwrap();
+        // Momentum and Adam keep state cut like the parameter: two steps each, so the state
+        // written by the first is read by the second. An empty parameter rides along.
+        let empty = params.insert("empty", Tensor::zeros(&[0, 3]));
+        pg.insert(empty, Tensor::zeros(&[0, 3]));
+        for kind in [
+            nn::OptimizerKind::sgd_momentum(0.9),
+            nn::OptimizerKind::adam(),
+        ] {
+            let mut opt = nn::Optimizer::new(kind).unwrap();
+            opt.step(&mut params, &pg, 0.01).unwrap();
+            opt.step(&mut params, &pg, 0.01).unwrap();
+        }
         (g.to_vec(), params[id].to_vec())
     };
     let one = run(1);

@@ -1,7 +1,12 @@
 //! Optimizers: SGD with momentum and weight decay, and Adam. Updates are in place.
 
 use slotmap::SecondaryMap;
-use tapegrad_tensor::{Float, PAR_MIN_CHEAP, Tensor, par_chunks_mut};
+use std::sync::Mutex;
+
+use smallvec::SmallVec;
+use tapegrad_tensor::{
+    Float, PAR_MIN_CHEAP, Tensor, par_chunk_len, par_chunks_mut, par_chunks_mut_by,
+};
 
 use crate::error::{Result, config, data, param};
 use crate::params::{ParamGrads, ParamId, ParamKey, ParamStore};
@@ -512,16 +517,23 @@ fn update<E: Float>(
         } => {
             let (mu, wd) = (f(momentum), f(weight_decay));
             let v = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
-            for ((pv, &gv), vv) in p
-                .as_mut_slice()
-                .iter_mut()
-                .zip(g.as_slice())
-                .zip(v.as_mut_slice())
-            {
-                let gd = gv + wd * *pv;
-                *vv = mu * *vv + gd;
-                *pv -= lr * if nesterov { gd + mu * *vv } else { *vv };
-            }
+            let (gs, vs) = (g.as_slice(), v.as_mut_slice());
+            let per = par_chunk_len(gs.len(), PAR_MIN_CHEAP);
+            // The velocity cut like the parameter: the job for the parameter's chunk at `start`
+            // takes the velocity's chunk `start / per` (one chunk when not split).
+            let v_parts: SmallVec<[Mutex<&mut [E]>; 8]> =
+                vs.chunks_mut(per.max(1)).map(Mutex::new).collect();
+            par_chunks_mut_by(p.as_mut_slice(), per, |start, ps| {
+                if ps.is_empty() {
+                    return; // an empty parameter has no state chunk
+                }
+                let mut v_part = lock(&v_parts, start, per);
+                for ((pv, &gv), vv) in ps.iter_mut().zip(&gs[start..]).zip(v_part.iter_mut()) {
+                    let gd = gv + wd * *pv;
+                    *vv = mu * *vv + gd;
+                    *pv -= lr * if nesterov { gd + mu * *vv } else { *vv };
+                }
+            });
         }
         OptimizerKind::Adam {
             beta1,
@@ -537,20 +549,47 @@ fn update<E: Float>(
             let (b1, b2, eps, wd) = (f(beta1), f(beta2), f(eps), f(weight_decay));
             let m = st.first.get_or_insert_with(|| Tensor::zeros(g.shape()));
             let v = st.second.get_or_insert_with(|| Tensor::zeros(g.shape()));
-            for (((pv, &gv), mv), vv) in p
+            let gs = g.as_slice();
+            let per = par_chunk_len(gs.len(), PAR_MIN_CHEAP);
+            // Both moments cut like the parameter (as the velocity above).
+            let m_parts: SmallVec<[Mutex<&mut [E]>; 8]> = m
                 .as_mut_slice()
-                .iter_mut()
-                .zip(g.as_slice())
-                .zip(m.as_mut_slice())
-                .zip(v.as_mut_slice())
-            {
-                let gd = gv + wd * *pv;
-                *mv = b1 * *mv + (E::ONE - b1) * gd;
-                *vv = b2 * *vv + (E::ONE - b2) * gd * gd;
-                *pv -= lr * (*mv / c1) / ((*vv / c2).sqrt() + eps);
-            }
+                .chunks_mut(per.max(1))
+                .map(Mutex::new)
+                .collect();
+            let v_parts: SmallVec<[Mutex<&mut [E]>; 8]> = v
+                .as_mut_slice()
+                .chunks_mut(per.max(1))
+                .map(Mutex::new)
+                .collect();
+            par_chunks_mut_by(p.as_mut_slice(), per, |start, ps| {
+                if ps.is_empty() {
+                    return; // an empty parameter has no state chunk
+                }
+                let (mut m_part, mut v_part) =
+                    (lock(&m_parts, start, per), lock(&v_parts, start, per));
+                let moments = m_part.iter_mut().zip(v_part.iter_mut());
+                for ((pv, &gv), (mv, vv)) in ps.iter_mut().zip(&gs[start..]).zip(moments) {
+                    let gd = gv + wd * *pv;
+                    *mv = b1 * *mv + (E::ONE - b1) * gd;
+                    *vv = b2 * *vv + (E::ONE - b2) * gd * gd;
+                    *pv -= lr * (*mv / c1) / ((*vv / c2).sqrt() + eps);
+                }
+            });
         }
     }
+}
+
+/// The chunk of a state tensor that goes with the parameter's chunk at `start` (chunks of
+/// `per` elements; one chunk when there is no split).
+fn lock<'a, 'b, E>(
+    parts: &'a [Mutex<&'b mut [E]>],
+    start: usize,
+    per: usize,
+) -> std::sync::MutexGuard<'a, &'b mut [E]> {
+    parts[start / per.max(1)]
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
 }
 
 fn describe(first: bool, second: bool) -> &'static str {

@@ -60,5 +60,6 @@ pub use matmul::{Transpose, gemm_into, gemm_tn_batch_sum_into, num_threads, set_
 pub use pool::{pooled_bytes, release_buffers};
 pub use tensor::{Shape, Tensor, checked_numel, contiguous_strides, numel};
 pub use workers::{
-    PAR_MIN_CHEAP, awake_workers, par_chunks_mut, run_parallel, set_spin_time, spin_time,
+    PAR_MIN_CHEAP, awake_workers, par_chunk_len, par_chunks_mut, par_chunks_mut_by, run_parallel,
+    set_spin_time, spin_time,
 };

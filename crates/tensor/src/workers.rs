@@ -101,24 +101,63 @@ pub fn par_chunks_mut<T: Send>(
     min_per_thread: usize,
     f: impl Fn(usize, &mut [T]) + Sync,
 ) {
-    // Small data (most calls) goes straight to `f`, before the thread count is even read.
-    let min = min_per_thread.max(1);
-    if data.len() < min.saturating_mul(2) {
-        f(0, data);
-        return;
-    }
-    let threads = crate::matmul::num_threads().min(data.len() / min).min(8);
-    if threads < 2 {
-        f(0, data);
-        return;
-    }
-    split_chunks(data, threads, &f);
+    let per = par_chunk_len(data.len(), min_per_thread);
+    par_chunks_mut_by(data, per, f);
 }
 
-/// [`par_chunks_mut`]'s split into `threads` chunks, one job each.
-fn split_chunks<T: Send>(data: &mut [T], threads: usize, f: &(impl Fn(usize, &mut [T]) + Sync)) {
-    let len = data.len();
-    let per = len.div_ceil(threads);
+/// The chunk length [`par_chunks_mut`] cuts `len` elements into: `len` itself (one chunk, on
+/// the calling thread) below `min_per_thread` elements for each of two threads or at one
+/// thread. For work over several slices cut alike ([`par_chunks_mut_by`]).
+///
+/// ```
+/// use tapegrad_tensor::par_chunk_len;
+/// assert_eq!(par_chunk_len(1000, 1 << 14), 1000);
+/// let per = par_chunk_len(100_000, 1 << 14);
+/// assert!(per >= 100_000 / 8 && per <= 100_000);
+/// ```
+#[inline]
+pub fn par_chunk_len(len: usize, min_per_thread: usize) -> usize {
+    // Small data (most calls) is one chunk, before the thread count is even read.
+    let min = min_per_thread.max(1);
+    if len < min.saturating_mul(2) {
+        return len;
+    }
+    let threads = crate::matmul::num_threads().min(len / min).min(8);
+    if threads < 2 {
+        len
+    } else {
+        len.div_ceil(threads)
+    }
+}
+
+/// Runs `f(start, chunk)` over `data.chunks_mut(per)`, one job per chunk on tapegrad's worker
+/// threads ([`run_parallel`]); one chunk (`per >= data.len()`) runs on the calling thread.
+/// With `per` from [`par_chunk_len`], several slices of one length can be cut alike: the job
+/// for `data`'s chunk at `start` takes the other slices' chunk `start / per`.
+///
+/// ```
+/// use std::sync::Mutex;
+/// let (mut a, mut b) = (vec![1.0f32; 50_000], vec![2.0f32; 50_000]);
+/// let per = tapegrad_tensor::par_chunk_len(a.len(), 1 << 14);
+/// let b_parts: Vec<Mutex<&mut [f32]>> = b.chunks_mut(per).map(Mutex::new).collect();
+/// tapegrad_tensor::par_chunks_mut_by(&mut a, per, |start, part| {
+///     let mut other = b_parts[start / per].lock().unwrap();
+///     for (x, y) in part.iter_mut().zip(other.iter_mut()) {
+///         (*x, *y) = (*x + *y, *y * 2.0);
+///     }
+/// });
+/// assert_eq!((a[49_999], b[49_999]), (3.0, 4.0));
+/// ```
+pub fn par_chunks_mut_by<T: Send>(data: &mut [T], per: usize, f: impl Fn(usize, &mut [T]) + Sync) {
+    if per == 0 || per >= data.len() {
+        f(0, data);
+        return;
+    }
+    split_chunks(data, per, &f);
+}
+
+/// [`par_chunks_mut_by`]'s split into chunks of `per` elements, one job each.
+fn split_chunks<T: Send>(data: &mut [T], per: usize, f: &(impl Fn(usize, &mut [T]) + Sync)) {
     // Each job owns one chunk (its start and its elements), handed over through a mutex taken
     // once.
     type Chunk<'a, T> = std::sync::Mutex<(usize, &'a mut [T])>;
