@@ -146,33 +146,19 @@ impl<E: Float> Tensor<E> {
     /// `PAR_MIN_ELEMENTS` elements per thread; the same values as [`Tensor::map`] either way.
     pub(crate) fn map_par(&self, f: impl Fn(E) -> E + Sync) -> Tensor<E> {
         let n = self.len();
-        let threads = crate::matmul::num_threads()
-            .min(n / PAR_MIN_ELEMENTS)
-            .min(8);
-        if threads < 2 {
+        if crate::workers::par_chunk_len(n, PAR_MIN_ELEMENTS) >= n {
             return self.map(f);
         }
-        let mut buf: Vec<E> = crate::pool::take(n);
-        let out = OutPtr(buf.spare_capacity_mut().as_mut_ptr());
-        let (src, per, f) = (self.as_slice(), n.div_ceil(threads), &f);
-        let out = &out;
-        let part = move |t: usize| {
-            move || {
-                let lo = t * per;
-                for (i, &x) in src.iter().enumerate().take((lo + per).min(n)).skip(lo) {
-                    // SAFETY: `buf` has capacity n > i, and each index is written by exactly one
-                    // part; the parts end before `run_parallel` returns.
-                    unsafe { (*out.0.add(i)).write(f(x)) };
-                }
+        let src = self.as_slice();
+        let fill = |start: usize, out: &mut [E]| {
+            for (o, &x) in out.iter_mut().zip(&src[start..]) {
+                *o = f(x);
             }
         };
-        let parts: SmallVec<[_; 8]> = (0..threads).map(part).collect();
-        let jobs: SmallVec<[&(dyn Fn() + Sync); 8]> =
-            parts.iter().map(|p| p as &(dyn Fn() + Sync)).collect();
-        crate::workers::run_parallel(&jobs);
-        // SAFETY: the parts wrote all n elements.
-        unsafe { buf.set_len(n) };
-        Tensor::from_parts(Storage::from_vec(buf), crate::tensor::shape_of(&self.shape))
+        // The size is this tensor's, which is in memory already: an allocation that fails
+        // here is as out of memory as `map`'s would be.
+        Tensor::par_fill(self.shape(), "map", PAR_MIN_ELEMENTS, fill)
+            .expect("a buffer the size of an existing tensor")
     }
 
     /// Applies `f` to every element in place.
@@ -344,13 +330,6 @@ binary_ops! {
 /// Elements per thread from which [`Tensor::map_par`] splits its work (about 25 us of `exp`; a
 /// split between two large products also keeps the second core awake for the next one).
 pub(crate) const PAR_MIN_ELEMENTS: usize = 1 << 13;
-
-/// The output buffer of [`Tensor::map_par`], written by several threads at disjoint indices.
-struct OutPtr<E>(*mut std::mem::MaybeUninit<E>);
-
-// SAFETY: the threads write disjoint elements, and `run_parallel` returns before the buffer is
-// used again.
-unsafe impl<E: Send> Sync for OutPtr<E> {}
 
 macro_rules! unary_ops {
     ($($(#[$doc:meta])* $name:ident => $map:ident |$x:ident| $body:expr;)*) => {

@@ -4,7 +4,7 @@
 
 use std::borrow::Cow;
 
-use tapegrad_tensor::{Float, PAR_MIN_CHEAP, Tensor, num_threads, par_chunks_mut};
+use tapegrad_tensor::{Float, PAR_MIN_CHEAP, Tensor, par_chunk_len, par_chunks_mut};
 
 use crate::error::Result;
 use crate::tape::{Node, Store};
@@ -854,7 +854,7 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
                     *a += t;
                 }
             }),
-            slot @ None if gs.len() >= 2 * PAR_MIN_CHEAP && num_threads() > 1 => {
+            slot @ None if par_chunk_len(gs.len(), PAR_MIN_CHEAP) < gs.len() => {
                 let t = Tensor::par_fill(g.shape(), "backward", PAR_MIN_CHEAP, |start, part| {
                     for (o, t) in part.iter_mut().zip(terms(start)) {
                         *o = t;
