@@ -5,7 +5,7 @@ use std::cell::{Cell, Ref, RefCell};
 use std::sync::Arc;
 
 use smallvec::SmallVec;
-use tapegrad_tensor::{Float, Tensor};
+use tapegrad_tensor::{Float, Tensor, TensorError};
 
 use crate::error::{AutodiffError, Result};
 use crate::gradients::Gradients;
@@ -18,6 +18,63 @@ const RANK0: u32 = u32::MAX;
 const SHARED: u32 = 1 << 31;
 /// `Node::arity` of a node whose inputs are listed in [`Store::links`].
 const MANY: u8 = u8::MAX;
+/// The most nodes a tape holds: records keep node ids as 32-bit numbers, and `u32::MAX` marks
+/// "none". Past it, recording panics (see [`index32`]) rather than wrapping an id around.
+const NODE_LIMIT: u32 = u32::MAX;
+/// The most tensors of each kind (owned, shared) a tape holds: `Node::value` keeps the index
+/// in 31 bits beside the `SHARED` bit.
+const VALUE_LIMIT: u32 = SHARED;
+
+/// `n`, a position in one of the tape's lists (`what`), as the 32-bit number its records keep,
+/// which must stay below `limit`.
+///
+/// # Panics
+///
+/// When `n` is not below `limit`: a tape of over four billion nodes (about 160 GB of records
+/// alone), which the records cannot number. Every recording op (`x * y` too, which returns no
+/// `Result`) panics with this message there, as `Vec::push` does past its capacity, rather
+/// than wrap an id around and give wrong gradients.
+#[inline]
+#[track_caller]
+fn index32(n: usize, limit: u32, what: &'static str) -> u32 {
+    if n < limit as usize {
+        n as u32
+    } else {
+        too_many(n, limit, what)
+    }
+}
+
+/// Makes room in a full node list: doubles it (from 64), up to `NODE_LIMIT` nodes in all, so
+/// that no node ever gets an id of more than 32 bits, not even through the scalar path's
+/// unchecked writes into spare room. (`reserve_exact` sets the capacity to what it is asked
+/// for; `Vec::push`'s own doubling could pass the limit.)
+///
+/// # Panics
+///
+/// When the list already holds `NODE_LIMIT` nodes ([`index32`]).
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn grow_nodes<E: Float>(nodes: &mut Vec<Node<E>>) {
+    let len = nodes.len();
+    if len < nodes.capacity() {
+        return;
+    }
+    index32(len, NODE_LIMIT, "node");
+    let want = len.saturating_mul(2).clamp(64, NODE_LIMIT as usize);
+    nodes.reserve_exact(want - len);
+}
+
+/// [`index32`]'s panic, off the recording path.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn too_many(n: usize, limit: u32, what: &'static str) -> ! {
+    panic!(
+        "the tape cannot record {what} number {n}: its records number them in 32 bits, below \
+         {limit} (clear the tape between steps, or record fewer nodes)"
+    )
+}
 
 /// One entry of the Wengert list. It holds no tensor itself (the values live in
 /// [`Store::values`]), so a graph of scalars is a dense array of small plain records: the
@@ -379,10 +436,56 @@ impl<E: Float> Tape<E> {
     /// let x = tape.var(Tensor::ones(&[3]));
     /// assert_eq!((tape.len(), x.index()), (1, 0));
     /// ```
+    ///
+    /// # Panics
+    ///
+    /// Where [`Tape::try_with_capacity`] returns an error, with its message (never an abort).
+    #[track_caller]
     pub fn with_capacity(nodes: usize) -> Self {
-        Tape {
+        match Self::try_with_capacity(nodes) {
+            Ok(tape) => tape,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// [`Tape::with_capacity`], with an error instead of a panic when the room cannot be had.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// assert_eq!(Tape::<f32>::try_with_capacity(10)?.len(), 0);
+    /// // A tape numbers its nodes in 32 bits.
+    /// assert!(Tape::<f32>::try_with_capacity(1 << 33).is_err());
+    /// # Ok::<(), tapegrad_autodiff::AutodiffError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Invalid`](tapegrad_tensor::TensorError::Invalid) for room past the
+    /// 4,294,967,295 nodes a tape can number, and
+    /// [`TensorError::Alloc`](tapegrad_tensor::TensorError::Alloc), naming the bytes, when the
+    /// memory cannot be had.
+    pub fn try_with_capacity(nodes: usize) -> Result<Self> {
+        const OP: &str = "Tape::with_capacity";
+        if nodes > NODE_LIMIT as usize {
+            return Err(TensorError::Invalid {
+                op: OP,
+                reason: format!(
+                    "room for {nodes} nodes: a tape numbers its nodes in 32 bits, {NODE_LIMIT} \
+                     at most"
+                ),
+            }
+            .into());
+        }
+        let mut list = Vec::new();
+        list.try_reserve_exact(nodes)
+            .map_err(|_| TensorError::Alloc {
+                op: OP,
+                shape: vec![nodes],
+                bytes: nodes as u128 * size_of::<Node<E>>() as u128,
+            })?;
+        Ok(Tape {
             store: RefCell::new(Store {
-                nodes: Vec::with_capacity(nodes),
+                nodes: list,
                 ..Store::default()
             }),
             spare: RefCell::new(None),
@@ -394,7 +497,7 @@ impl<E: Float> Tape<E> {
             prof: RefCell::new(crate::profile::Prof::default()),
             pending: Cell::new(None),
             replayed: Cell::new(false),
-        }
+        })
     }
 
     /// A leaf that receives a gradient: a parameter or an input to differentiate by.
@@ -644,19 +747,25 @@ impl<E: Float> Tape<E> {
         };
         let mut store = self.store.borrow_mut();
         let store = &mut *store;
-        let id = store.nodes.len();
+        if store.nodes.len() == store.nodes.capacity() {
+            grow_nodes(&mut store.nodes);
+        }
+        // Below the capacity, which `grow_nodes` keeps within `NODE_LIMIT`.
+        let id = store.nodes.len() as u32;
         if let Some(t) = saved {
-            store.saved.push((id as u32, t));
+            store.saved.push((id, t));
         }
         let value = match value {
             _ if rank0 => RANK0,
             Value::Owned(t) => {
+                let at = index32(store.values.len(), VALUE_LIMIT, "tensor value");
                 store.values.push(t);
-                (store.values.len() - 1) as u32
+                at
             }
             Value::Shared(t) => {
+                let at = index32(store.shared.len(), VALUE_LIMIT, "shared tensor");
                 store.shared.push(t);
-                (store.shared.len() - 1) as u32 | SHARED
+                at | SHARED
             }
         };
         let (ids, arity) = match *inputs {
@@ -664,9 +773,11 @@ impl<E: Float> Tape<E> {
             [a] => ([a, 0], 1),
             [a, b] => ([a, b], 2),
             _ => {
+                let start = index32(store.links.len(), u32::MAX, "input link");
+                // The list's end must be a 32-bit number too.
+                index32(store.links.len() + inputs.len(), u32::MAX, "input link");
                 store.links.extend_from_slice(inputs);
-                let start = store.links.len() - inputs.len();
-                ([start as u32, inputs.len() as u32], MANY)
+                ([start, inputs.len() as u32], MANY)
             }
         };
         store.nodes.push(Node {
@@ -680,6 +791,7 @@ impl<E: Float> Tape<E> {
             single,
             run: Run::of(single, requires_grad, arity),
         });
+        let id = id as usize;
         if !finite && self.pending.get().is_none() {
             self.pending.set(Some(id));
         }
@@ -775,6 +887,8 @@ impl<E: Float> Tape<E> {
     ) -> Var<'_, E> {
         let x = f(inputs);
         let id = store.nodes.len();
+        // The list never has room past `NODE_LIMIT` ([`grow_nodes`]): a spare element's id
+        // fits its 32 bits.
         let Some(free) = store.nodes.spare_capacity_mut().first_mut() else {
             // The value is read back from the record: no var crosses the call (a var returned
             // from a call comes back packed in integer registers, and merging that with this
@@ -809,6 +923,7 @@ impl<E: Float> Tape<E> {
         x: E,
     ) {
         let id = store.nodes.len();
+        grow_nodes(&mut store.nodes);
         store
             .nodes
             .push(Node::scalar(op, ids, arity, requires_grad, x));
@@ -835,7 +950,8 @@ impl<E: Float> Tape<E> {
     /// Appends an index list to the arena and returns where it sits.
     pub(crate) fn push_indices(&self, list: &[usize]) -> (u32, u32) {
         let arena = &mut self.store.borrow_mut().indices;
-        let start = arena.len() as u32;
+        let start = index32(arena.len(), u32::MAX, "op index");
+        index32(arena.len() + list.len(), u32::MAX, "op index");
         arena.extend_from_slice(list);
         (start, list.len() as u32)
     }
@@ -1165,7 +1281,38 @@ pub(crate) fn generic_backward<E: Float>(
 
 #[cfg(test)]
 mod tests {
-    use super::Node;
+    use super::{NODE_LIMIT, Node, SHARED, VALUE_LIMIT, index32};
+
+    #[test]
+    fn positions_past_32_bits_panic_rather_than_wrap() {
+        // The last id a node can have, and the first it cannot.
+        assert_eq!(index32(0, NODE_LIMIT, "node"), 0);
+        assert_eq!(
+            index32(u32::MAX as usize - 1, NODE_LIMIT, "node"),
+            u32::MAX - 1
+        );
+        let past = std::panic::catch_unwind(|| index32(u32::MAX as usize, NODE_LIMIT, "node"));
+        let message = *past
+            .expect_err("u32::MAX is \"none\"")
+            .downcast::<String>()
+            .unwrap();
+        assert!(message.contains("node number 4294967295"), "{message}");
+        assert!(message.contains("clear the tape"), "{message}");
+        // Far past: no truncation to a small id (2^32 + 5 would wrap to 5).
+        assert!(
+            std::panic::catch_unwind(|| index32((1usize << 32) + 5, u32::MAX, "op index")).is_err()
+        );
+        assert!(std::panic::catch_unwind(|| index32(usize::MAX, u32::MAX, "op index")).is_err());
+        // A value's index shares its 32 bits with the SHARED flag.
+        assert_eq!(
+            index32(SHARED as usize - 1, VALUE_LIMIT, "tensor value"),
+            SHARED - 1
+        );
+        assert!(
+            std::panic::catch_unwind(|| index32(SHARED as usize, VALUE_LIMIT, "shared tensor"))
+                .is_err()
+        );
+    }
 
     #[test]
     fn a_node_is_a_small_plain_record() {

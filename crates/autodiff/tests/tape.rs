@@ -759,3 +759,30 @@ fn stacking_rank0_vars_builds_their_values() {
     // d/da (a + 2 * 3a + 3a) = 1 + 6 + 3.
     assert_eq!(tape.backward(loss).unwrap()[a].item().unwrap(), 10.0);
 }
+
+/// Room for more nodes than 32-bit ids can number is an error naming the op, and
+/// `with_capacity` panics with it (a clear message, not the allocator's abort).
+#[test]
+fn room_past_the_node_limit_is_an_error_not_an_abort() {
+    let limit = u32::MAX as usize;
+    for nodes in [limit + 1, 1 << 40, usize::MAX] {
+        let err = Tape::<f32>::try_with_capacity(nodes)
+            .err()
+            .expect("past the limit");
+        let text = err.to_string();
+        assert!(text.contains("Tape::with_capacity"), "{text}");
+        assert!(text.contains(&format!("room for {nodes} nodes")), "{text}");
+        assert!(text.contains("32 bits"), "{text}");
+    }
+    let caught = std::panic::catch_unwind(|| Tape::<f64>::with_capacity(usize::MAX));
+    let message = *caught
+        .err()
+        .expect("a panic")
+        .downcast::<String>()
+        .expect("a formatted message");
+    assert!(message.contains("32 bits"), "{message}");
+    // Within the limit: the room is there.
+    let tape = Tape::<f32>::try_with_capacity(100).unwrap();
+    let x = tape.var(Tensor::scalar(1.0));
+    assert_eq!(((x * 2.0).item().unwrap(), tape.len()), (2.0, 2));
+}
