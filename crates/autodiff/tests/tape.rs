@@ -786,3 +786,27 @@ fn room_past_the_node_limit_is_an_error_not_an_abort() {
     let x = tape.var(Tensor::scalar(1.0));
     assert_eq!(((x * 2.0).item().unwrap(), tape.len()), (2.0, 2));
 }
+
+/// Softmax cross-entropy computes one exponential per logit: its loss is log_softmax's picked
+/// and averaged, and its gradient `(softmax - onehot) / n`, both to the bit (the probabilities
+/// are `exp(z - max) / sum`, as `Tensor::softmax` computes them).
+#[test]
+fn softmax_cross_entropy_equals_log_softmax_and_softmax_bit_for_bit() {
+    let (rows, k) = (37, 11);
+    let z = Tensor::<f32>::from_fn(&[rows, k], |i| ((i * 7919) % 97) as f32 * 0.37 - 15.0);
+    let labels: Vec<usize> = (0..rows).map(|i| (i * 5 + 2) % k).collect();
+    let tape = Tape::<f32>::new();
+    let x = tape.var(z.clone());
+    let loss = x.softmax_cross_entropy(&labels).unwrap();
+    let picked = z.log_softmax(1).unwrap().gather(&labels).unwrap();
+    let mean = -picked.as_slice().iter().copied().sum::<f32>() / rows as f32;
+    assert_eq!(loss.item().unwrap().to_bits(), mean.to_bits());
+    let grad = tape.backward(loss).unwrap()[x].to_vec();
+    let scale = 1.0 / rows as f32;
+    let mut expect = z.softmax(1).unwrap().to_vec();
+    for (row, &c) in labels.iter().enumerate() {
+        expect[row * k + c] -= 1.0;
+    }
+    let expect: Vec<u32> = expect.iter().map(|v| (v * scale).to_bits()).collect();
+    assert_eq!(grad.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expect);
+}

@@ -38,34 +38,55 @@ impl<E: Float> Var<'_, E> {
 }
 
 /// The loss and the softmax probabilities (which the backward reads); recording and replay
-/// share it.
+/// share it. One pass per row computes `e = exp(z - max)` once per element: the row's
+/// log-sum-exp from their sum `s` (as [`Tensor::log_softmax`] does, so the same loss to the
+/// bit) and the probabilities as `e (1 / s)` (as [`Tensor::softmax`] does).
 pub(super) fn compute<E: Float>(z: &Tensor<E>, labels: &[usize]) -> Result<(Tensor<E>, Tensor<E>)> {
-    if z.rank() != 2 {
+    let &[rows, k] = z.shape() else {
         return Err(TensorError::Rank {
             op: "softmax_cross_entropy",
             expected: "logits of rank 2 ([samples, classes])",
             shape: z.shape().to_vec(),
         }
         .into());
-    }
-    let log_p = z.log_softmax(1)?;
-    let picked = log_p.gather(labels).map_err(|e| match e {
-        TensorError::ShapeMismatch { lhs, rhs, .. } => TensorError::ShapeMismatch {
+    };
+    if labels.len() != rows {
+        return Err(TensorError::ShapeMismatch {
             op: "softmax_cross_entropy (logits, labels)",
-            lhs,
-            rhs,
-        },
-        TensorError::Index { index, shape, .. } => TensorError::Index {
+            lhs: z.shape().to_vec(),
+            rhs: vec![labels.len()],
+        }
+        .into());
+    }
+    if let Some((row, &c)) = labels.iter().enumerate().find(|&(_, &c)| c >= k) {
+        return Err(TensorError::Index {
             op: "softmax_cross_entropy (label of row, class)",
-            index,
-            shape,
-        },
-        other => other,
-    })?;
+            index: vec![row, c],
+            shape: z.shape().to_vec(),
+        }
+        .into());
+    }
+    let mut probs = z.clone();
+    let mut picked = E::ZERO;
+    let logits = z.as_slice().chunks_exact(k.max(1));
+    let rows_out = probs.as_mut_slice().chunks_exact_mut(k.max(1));
+    for (i, ((row, out), &c)) in logits.zip(rows_out).zip(labels).enumerate() {
+        let m = row.iter().fold(E::neg_infinity(), |a, &b| a.max(b));
+        for (e, &v) in out.iter_mut().zip(row) {
+            *e = (v - m).exp();
+        }
+        let s: E = out.iter().copied().sum();
+        // (x - max) - ln s, as log_softmax: exact where x is the maximum.
+        let log_p = (row[c] - m) - s.ln();
+        // The picked log-probabilities summed in row order, from the first one.
+        picked = if i == 0 { log_p } else { picked + log_p };
+        let inv = E::ONE / s;
+        for e in out.iter_mut() {
+            *e *= inv;
+        }
+    }
     let n = E::from_usize(labels.len());
-    let loss = -picked.as_slice().iter().copied().sum::<E>() / n;
-    let mut probs = log_p;
-    probs.map_inplace(|v| v.exp());
+    let loss = -picked / n;
     Ok((Tensor::scalar(loss), probs))
 }
 
