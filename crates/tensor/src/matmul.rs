@@ -306,8 +306,26 @@ pub fn gemm_tn_batch_sum_into<E: Float>(
 
 static THREADS: AtomicUsize = AtomicUsize::new(0);
 
-/// Products with fewer multiply-adds than this run on the calling thread.
+/// Products with less work than this ([`split_work`], in multiply-adds) run on the calling
+/// thread.
 const PARALLEL_MIN_MACS: usize = 1 << 22;
+
+/// What packing one element of an operand costs in multiply-adds of matrixmultiply's kernel:
+/// the kernel does 16 to 32 per cycle (FMA, eight lanes, two or four at a time), packing copies
+/// about one element per cycle.
+const PACK_MACS: usize = 32;
+
+/// A product's work in multiply-adds, packing included. A thin product (few columns, as a
+/// 10-class output layer's `[512, 256] x [256, 10]`, or few rows) spends most of its time
+/// packing its large operand, in kernels whose lanes are mostly padding: 1.3M multiply-adds
+/// take as long as 5M of a square product. Its large operand is cut in two when it splits, so
+/// the split pays for it as for a square product of that work.
+fn split_work(m: usize, k: usize, n: usize) -> usize {
+    let packed = m.saturating_mul(k).saturating_add(k.saturating_mul(n));
+    m.saturating_mul(n)
+        .saturating_mul(k)
+        .saturating_add(packed.saturating_mul(PACK_MACS))
+}
 
 /// Sets how many threads a large matrix product, or an expensive elementwise map over a large
 /// tensor, may use (at least 1). Without the `threads` feature everything runs on one thread.
@@ -621,7 +639,7 @@ unsafe fn gemm_blocks<E: Float>(
             )
         }
     };
-    if threads <= 1 || m.saturating_mul(n).saturating_mul(k) < PARALLEL_MIN_MACS {
+    if threads <= 1 || split_work(m, k, n) < PARALLEL_MIN_MACS {
         run(block, m, n);
         return;
     }
@@ -1038,5 +1056,31 @@ impl<E: Float> Tensor<E> {
             SmallVec::from_vec(buf)
         };
         Ok(Tensor::from_parts(data, shape))
+    }
+}
+
+#[cfg(test)]
+mod split_tests {
+    use super::{PARALLEL_MIN_MACS, split_work};
+
+    #[test]
+    fn thin_products_split_for_their_packing_and_small_square_ones_do_not() {
+        let splits = |m, k, n| split_work(m, k, n) >= PARALLEL_MIN_MACS;
+        // A 10-class output layer at batch 512 and its weight gradient: 1.3M multiply-adds,
+        // most of their time packing the large operand.
+        assert!(splits(512, 256, 10));
+        assert!(splits(256, 512, 10));
+        // A batch of four through a 784 x 256 layer: packing the weight is the product's cost.
+        assert!(splits(4, 784, 256));
+        // What split before still splits.
+        assert!(splits(64, 784, 256));
+        // A batch of small square products' rows (a shared 32 x 32 weight): 1M multiply-adds
+        // with little packing stays on one thread, as do a batch of 256 through the output
+        // layer and tiny products.
+        assert!(!splits(1024, 32, 32));
+        assert!(!splits(256, 256, 10));
+        assert!(!splits(4, 8, 1));
+        // Saturating, never wrapping.
+        assert_eq!(split_work(usize::MAX, 2, 2), usize::MAX);
     }
 }

@@ -536,8 +536,15 @@ fn operators_panic_with_the_error_message() {
 fn threaded_products_equal_single_threaded_ones_bit_for_bit() {
     let mut rng = StdRng::seed_from_u64(11);
     // Rows split (m >= n) and columns split (m < n), both above the threading threshold, and
-    // transposed operands read through strides.
-    for &(m, k, n) in &[(600, 300, 100), (50, 800, 500)] {
+    // transposed operands read through strides; then thin products, which split for their
+    // packing (a 10-class output layer, its weight gradient's shape, a batch of four).
+    for &(m, k, n) in &[
+        (600, 300, 100),
+        (50, 800, 500),
+        (512, 256, 10),
+        (256, 512, 10),
+        (4, 784, 256),
+    ] {
         let a = Tensor::<f32>::randn(&[m, k], 0.0, 1.0, &mut rng);
         let b = Tensor::<f32>::randn(&[k, n], 0.0, 1.0, &mut rng);
         tapegrad_tensor::set_num_threads(1);
