@@ -773,11 +773,11 @@ impl<E: Float> Tape<E> {
             [a] => ([a, 0], 1),
             [a, b] => ([a, b], 2),
             _ => {
-                let start = index32(store.links.len(), u32::MAX, "input link");
-                // The list's end must be a 32-bit number too.
-                index32(store.links.len() + inputs.len(), u32::MAX, "input link");
+                // The list's end is a 32-bit number, so its start and length are too.
+                let end = index32(store.links.len() + inputs.len(), u32::MAX, "input link");
                 store.links.extend_from_slice(inputs);
-                ([start, inputs.len() as u32], MANY)
+                let len = inputs.len() as u32;
+                ([end - len, len], MANY)
             }
         };
         store.nodes.push(Node {
@@ -950,10 +950,11 @@ impl<E: Float> Tape<E> {
     /// Appends an index list to the arena and returns where it sits.
     pub(crate) fn push_indices(&self, list: &[usize]) -> (u32, u32) {
         let arena = &mut self.store.borrow_mut().indices;
-        let start = index32(arena.len(), u32::MAX, "op index");
-        index32(arena.len() + list.len(), u32::MAX, "op index");
+        // The list's end is a 32-bit number, so its start and length are too.
+        let end = index32(arena.len() + list.len(), u32::MAX, "op index");
         arena.extend_from_slice(list);
-        (start, list.len() as u32)
+        let len = list.len() as u32;
+        (end - len, len)
     }
 
     /// Returns the pending finite-check error, if any.

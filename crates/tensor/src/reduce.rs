@@ -269,22 +269,51 @@ impl<E: Float> Tensor<E> {
     pub fn softmax(&self, axis: usize) -> Result<Tensor<E>> {
         check_axis("softmax", &self.shape, axis)?;
         if axis + 1 == self.rank() {
-            // Rows are contiguous: one exp per element, kept and then scaled.
-            let n = self.shape[axis];
-            let mut out = self.clone();
-            for row in out.data.chunks_exact_mut(n.max(1)) {
-                let m = row.iter().fold(E::neg_infinity(), |a, &b| a.max(b));
-                let mut s = E::ZERO;
-                for v in row.iter_mut() {
-                    *v = (*v - m).exp();
-                    s += *v;
-                }
-                let inv = E::ONE / s;
-                row.iter_mut().for_each(|v| *v *= inv);
-            }
-            return Ok(out);
+            return self.softmax_rows(|_, _, _| {});
         }
         self.normalize_axis("softmax", axis, |shifted, sum| shifted.exp() / sum)
+    }
+
+    /// Softmax along the last axis ([`Tensor::softmax`]), calling `each_row(i, max, sum)` with
+    /// row `i`'s maximum and its sum of `exp(x - max)`: what a row's log-sum-exp (`max + ln
+    /// sum`) or a cross-entropy needs, without a second pass of exponentials. Rows are
+    /// contiguous: one exp per element, kept and then scaled by `1 / sum`.
+    ///
+    /// ```
+    /// use tapegrad_tensor::Tensor;
+    /// let z = Tensor::<f64>::from_vec(vec![0.0, 0.0, 1.0, 1.0], &[2, 2])?;
+    /// let mut lse = Vec::new();
+    /// let p = z.softmax_rows(|_, max, sum| lse.push(max + sum.ln()))?;
+    /// assert_eq!(p, z.softmax(1)?);
+    /// assert_eq!(lse, vec![2f64.ln(), 1.0 + 2f64.ln()]);
+    /// assert!(Tensor::<f64>::scalar(1.0).softmax_rows(|_, _, _| {}).is_err());
+    /// # Ok::<(), tapegrad_tensor::TensorError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`TensorError::Axis`] for a rank-0 tensor, which has no axis.
+    pub fn softmax_rows(&self, mut each_row: impl FnMut(usize, E, E)) -> Result<Tensor<E>> {
+        let Some(&n) = self.shape.last() else {
+            return Err(TensorError::Axis {
+                op: "softmax",
+                axis: 0,
+                shape: vec![],
+            });
+        };
+        let mut out = self.clone();
+        for (i, row) in out.data.chunks_exact_mut(n.max(1)).enumerate() {
+            let m = row.iter().fold(E::neg_infinity(), |a, &b| a.max(b));
+            let mut s = E::ZERO;
+            for v in row.iter_mut() {
+                *v = (*v - m).exp();
+                s += *v;
+            }
+            each_row(i, m, s);
+            let inv = E::ONE / s;
+            row.iter_mut().for_each(|v| *v *= inv);
+        }
+        Ok(out)
     }
 
     /// Log-softmax along `axis`: (x - max) - ln(sum(exp(x - max))), finite for logits of +-1000.

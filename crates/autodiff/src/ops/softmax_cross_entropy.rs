@@ -38,9 +38,9 @@ impl<E: Float> Var<'_, E> {
 }
 
 /// The loss and the softmax probabilities (which the backward reads); recording and replay
-/// share it. One pass per row computes `e = exp(z - max)` once per element: the row's
-/// log-sum-exp from their sum `s` (as [`Tensor::log_softmax`] does, so the same loss to the
-/// bit) and the probabilities as `e (1 / s)` (as [`Tensor::softmax`] does).
+/// share it. One pass per row ([`Tensor::softmax_rows`]) computes `exp(z - max)` once per
+/// element: the probabilities, and the row's log-sum-exp from their sum (as
+/// [`Tensor::log_softmax`] does, so the same loss to the bit).
 pub(super) fn compute<E: Float>(z: &Tensor<E>, labels: &[usize]) -> Result<(Tensor<E>, Tensor<E>)> {
     let &[rows, k] = z.shape() else {
         return Err(TensorError::Rank {
@@ -66,25 +66,12 @@ pub(super) fn compute<E: Float>(z: &Tensor<E>, labels: &[usize]) -> Result<(Tens
         }
         .into());
     }
-    let mut probs = z.clone();
-    let mut picked = E::ZERO;
-    let logits = z.as_slice().chunks_exact(k.max(1));
-    let rows_out = probs.as_mut_slice().chunks_exact_mut(k.max(1));
-    for (i, ((row, out), &c)) in logits.zip(rows_out).zip(labels).enumerate() {
-        let m = row.iter().fold(E::neg_infinity(), |a, &b| a.max(b));
-        for (e, &v) in out.iter_mut().zip(row) {
-            *e = (v - m).exp();
-        }
-        let s: E = out.iter().copied().sum();
+    // The picked log-probabilities summed in row order (-0 + x is x, for the first one).
+    let (zs, mut picked) = (z.as_slice(), -E::ZERO);
+    let probs = z.softmax_rows(|i, m, s| {
         // (x - max) - ln s, as log_softmax: exact where x is the maximum.
-        let log_p = (row[c] - m) - s.ln();
-        // The picked log-probabilities summed in row order, from the first one.
-        picked = if i == 0 { log_p } else { picked + log_p };
-        let inv = E::ONE / s;
-        for e in out.iter_mut() {
-            *e *= inv;
-        }
-    }
+        picked += (zs[i * k + labels[i]] - m) - s.ln();
+    })?;
     let n = E::from_usize(labels.len());
     let loss = -picked / n;
     Ok((Tensor::scalar(loss), probs))
