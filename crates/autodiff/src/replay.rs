@@ -144,16 +144,21 @@ impl<E: Float> Tape<E> {
                     self.store.borrow_mut().nodes[i].x = x;
                     x.is_finite()
                 }
-                None if matches!(self.store().nodes[i].op, Op::Linear) => {
-                    // A layer recomputed into its own buffer (`Tensor::linear_into`): no buffer
-                    // taken from the pool or given back.
+                None if matches!(self.store().nodes[i].op, Op::Linear | Op::LinearAct(_)) => {
+                    // A layer recomputed into its own buffer (`Tensor::linear_into`, then a
+                    // fused layer's activation in place): no buffer taken from the pool or
+                    // given back.
                     let Some(mut out) = self.store.borrow_mut().take_value(i) else {
                         unreachable!("a linear node's value is its own tensor");
                     };
                     let result = {
                         let store = self.store();
                         let v = |k: usize| store.value(store.inputs(i)[k] as usize);
-                        v(0).linear_into(&v(1), &v(2), &mut out)
+                        let r = v(0).linear_into(&v(1), &v(2), &mut out);
+                        if let (Ok(()), Op::LinearAct(act)) = (&r, store.nodes[i].op) {
+                            act.apply(&mut out);
+                        }
+                        r
                     };
                     let finite = !check || out.all_finite();
                     self.store.borrow_mut().put_value(i, out);

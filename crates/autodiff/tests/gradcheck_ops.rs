@@ -262,6 +262,42 @@ fn clamp_away_from_its_bounds() {
     assert!(x.clamp(f64::NAN, 1.0).is_err());
 }
 
+/// The fused dense layers (`linear_sigmoid`, `linear_tanh`, `linear_relu`), in f64, with x
+/// used as the weight too, a one-output neuron, and relu's kinks kept away from its inputs.
+#[test]
+fn fused_dense_layers() {
+    type Layer = for<'t> fn(Var<'t, f64>, Var<'t, f64>, Var<'t, f64>) -> Result<Var<'t, f64>>;
+    let layers: [(&str, Layer); 3] = [
+        ("linear_sigmoid", |x, w, b| x.linear_sigmoid(w, b)),
+        ("linear_tanh", |x, w, b| x.linear_tanh(w, b)),
+        ("linear_relu", |x, w, b| x.linear_relu(w, b)),
+    ];
+    for (name, layer) in layers {
+        check(
+            name,
+            vec![randn(&[5, 3], 70), randn(&[3, 4], 71), randn(&[4], 72)],
+            |t, v| weigh(t, layer(v[0], v[1], v[2])?),
+        );
+        check(
+            &format!("{name} to one output, rank 3"),
+            vec![randn(&[2, 3, 2], 73), randn(&[2, 1], 74), randn(&[1], 75)],
+            |t, v| weigh(t, layer(v[0], v[1], v[2])?),
+        );
+        check(
+            &format!("{name} of a square input with itself"),
+            vec![randn(&[3, 3], 76), randn(&[3], 77)],
+            |t, v| weigh(t, layer(v[0], v[0], v[1])?),
+        );
+    }
+    // relu's kink: the pre-activations are kept at least 0.1 from 0 (x W is 1-hot here).
+    let eye = Tensor::from_vec(vec![1.0, 0.0, 0.0, 1.0], &[2, 2]).unwrap();
+    check(
+        "linear_relu near its kink",
+        vec![away_from_zero(&[6, 2], 78), eye, Tensor::zeros(&[2])],
+        |t, v| weigh(t, v[0].linear_relu(v[1], v[2])?),
+    );
+}
+
 #[test]
 fn linear_is_matmul_plus_bias_in_one_node() {
     let (x, w, b) = (randn(&[5, 3], 60), randn(&[3, 4], 61), randn(&[4], 62));

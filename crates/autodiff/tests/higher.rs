@@ -425,6 +425,27 @@ fn second_order_gradcheck_of_products_and_layers() {
         Ok(v[0].linear(v[1], v[2])?.tanh().sum())
     });
     check(
+        "linear_sigmoid",
+        &[t(&[4, 3], 7), t(&[3, 2], 8), t(&[2], 9)],
+        |v| Ok(v[0].linear_sigmoid(v[1], v[2])?.square().sum()),
+    );
+    check(
+        "linear_tanh",
+        &[t(&[4, 3], 7), t(&[3, 2], 8), t(&[2], 9)],
+        |v| {
+            Ok(v[0]
+                .linear_tanh(v[1], v[2])?
+                .square()
+                .mul(v[0].sum())?
+                .sum())
+        },
+    );
+    check(
+        "linear_relu",
+        &[t(&[4, 3], 7), t(&[3, 2], 8), t(&[2], 9)],
+        |v| Ok(v[0].linear_relu(v[1], v[2])?.square().sum()),
+    );
+    check(
         "layer_norm",
         &[t(&[3, 4], 10), pos(&[4], 11), t(&[4], 12)],
         |v| Ok(v[0].layer_norm(v[1], v[2], 1e-5)?.square().mul(v[0])?.sum()),

@@ -52,6 +52,43 @@ impl Activation {
             Activation::Softmax => z.softmax(z.shape().len().saturating_sub(1))?,
         })
     }
+
+    /// The dense layer `activation(x W + b)` as one fused node (`linear_sigmoid`,
+    /// `linear_tanh`, `linear_relu`), with the same values and gradients as
+    /// [`Var::linear`] then [`Activation::apply_var`]; `None` for an activation without a fused
+    /// form (identity, softmax), which the caller records as two nodes.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_nn::Activation;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f64>::new();
+    /// let x = tape.var(Tensor::from_vec(vec![1.0, -2.0], &[1, 2])?);
+    /// let w = tape.var(Tensor::from_vec(vec![0.5, -1.0, 0.25, 2.0], &[2, 2])?);
+    /// let b = tape.var(Tensor::from_vec(vec![0.0, 1.0], &[2])?);
+    /// let y = Activation::Relu.dense_var(x, w, b)?.expect("relu fuses");
+    /// assert_eq!(y.value().to_vec(), vec![0.0, 0.0]); // relu([0, -4])
+    /// assert_eq!(y.op_name(), "linear_relu");
+    /// assert!(Activation::Softmax.dense_var(x, w, b)?.is_none());
+    /// # Ok::<(), tapegrad_nn::NnError>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Var::linear`].
+    pub fn dense_var<'t, E: Float>(
+        self,
+        x: Var<'t, E>,
+        w: Var<'t, E>,
+        b: Var<'t, E>,
+    ) -> Result<Option<Var<'t, E>>> {
+        Ok(match self {
+            Activation::Sigmoid => Some(x.linear_sigmoid(w, b)?),
+            Activation::Tanh => Some(x.linear_tanh(w, b)?),
+            Activation::Relu => Some(x.linear_relu(w, b)?),
+            Activation::Identity | Activation::Softmax => None,
+        })
+    }
 }
 
 impl fmt::Display for Activation {

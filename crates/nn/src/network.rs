@@ -1147,10 +1147,18 @@ impl<E: Float> Network<E> {
                     weight,
                     bias,
                     activation,
-                } => (
-                    joined(&parts)?.linear(param(weight)?, param(bias)?)?,
-                    Some(activation),
-                ),
+                } => {
+                    let (input, w, b) = (joined(&parts)?, param(weight)?, param(bias)?);
+                    // A hidden layer's value is its activation: one fused node where the
+                    // activation has one (the target's own value before it may be asked for).
+                    if id != target
+                        && let Some(a) = activation.dense_var(input, w, b)?
+                    {
+                        values.push((id, a));
+                        continue;
+                    }
+                    (input.linear(w, b)?, Some(activation))
+                }
                 NodeKind::Sum => {
                     let mut acc = parts[0];
                     for &p in &parts[1..] {

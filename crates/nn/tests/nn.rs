@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use tapegrad_autodiff::{Tape, Var, gradcheck};
 use tapegrad_nn::data::{self, Standardizer};
 use tapegrad_nn::{
-    Activation, ConfusionMatrix, Dataset, Init, Loss, Model, Network, NodeKind, Optimizer,
+    Activation, ConfusionMatrix, Dataset, Init, Loss, Model, Network, NodeId, NodeKind, Optimizer,
     OptimizerKind, ParamGrads, ParamStore, TrainConfig, train,
 };
 use tapegrad_tensor::Tensor;
@@ -567,4 +567,77 @@ fn forward_bound_records_the_output_activation_only_when_asked() {
         .unwrap();
     assert_eq!(out.output().unwrap().value(), net.predict(&x).unwrap());
     assert_eq!(out.logits.shape().as_slice(), &[5, 3]);
+}
+
+/// A hidden layer is one fused node (`linear_tanh`, `linear_relu`, `linear_sigmoid`) with the
+/// values and gradients, bit for bit, of `linear` then the activation; the output layer stays
+/// a `linear` node (the loss reads its logits).
+#[test]
+fn hidden_layers_are_fused_nodes_with_the_gradients_of_two() {
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut net = Network::<f32>::new(3);
+    let acts = [Activation::Tanh, Activation::Relu, Activation::Sigmoid];
+    let mut prev = net.input();
+    let mut hidden = Vec::new();
+    for act in acts {
+        prev = net.layer(&[prev], 6, act, &mut rng).unwrap();
+        hidden.push(prev);
+    }
+    let out = net
+        .layer(&[prev], 2, Activation::Softmax, &mut rng)
+        .unwrap();
+    net.set_output(out).unwrap();
+    let x = Tensor::randn(&[7, 3], 0.0, 1.0, &mut rng);
+    let labels = [0, 1, 1, 0, 1, 0, 0];
+
+    let tape = Tape::new();
+    let bound = net.bind(&tape);
+    let before = tape.len();
+    let logits = net
+        .forward_bound(&bound, tape.constant(x.clone()))
+        .unwrap()
+        .logits;
+    // The input, three fused layers and the output's `linear`.
+    assert_eq!(tape.len() - before, 5);
+    assert_eq!(logits.op_name(), "linear");
+    let trace = tape.trace();
+    for name in ["linear_tanh", "linear_relu", "linear_sigmoid"] {
+        assert!(trace.contains(name), "{name} in\n{trace}");
+    }
+    let loss = logits.softmax_cross_entropy(&labels).unwrap();
+    let fused = bound.backward(loss).unwrap();
+
+    // The same network written as `linear` and activation nodes.
+    let apart = Tape::new();
+    let p = |node: NodeId, part: &str| {
+        let name = format!("{}.{part}", net.node(node).unwrap().name);
+        let id = net.params.find(&name).unwrap();
+        (id, apart.var(net.params[id].clone()))
+    };
+    let mut h = apart.constant(x);
+    let mut ids = Vec::new();
+    for (&node, act) in hidden.iter().zip(acts) {
+        let ((wi, w), (bi, b)) = (p(node, "weight"), p(node, "bias"));
+        h = act.apply_var(h.linear(w, b).unwrap()).unwrap();
+        ids.extend([(wi, w), (bi, b)]);
+    }
+    let ((wi, w), (bi, b)) = (p(out, "weight"), p(out, "bias"));
+    ids.extend([(wi, w), (bi, b)]);
+    let loss2 = h
+        .linear(w, b)
+        .unwrap()
+        .softmax_cross_entropy(&labels)
+        .unwrap();
+    assert_eq!(
+        loss.item().unwrap().to_bits(),
+        loss2.item().unwrap().to_bits()
+    );
+    let grads = apart.backward(loss2).unwrap();
+    for (id, v) in ids {
+        let (a, b) = (fused.get(id).unwrap(), &grads[v]);
+        assert_eq!(a.shape(), b.shape());
+        for (x, y) in a.as_slice().iter().zip(b.as_slice()) {
+            assert_eq!(x.to_bits(), y.to_bits());
+        }
+    }
 }

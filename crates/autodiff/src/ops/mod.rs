@@ -145,6 +145,8 @@ pub(crate) enum Op<E: Float> {
     MatMulT,
     /// `x W + b` in one node.
     Linear,
+    /// `act(x W + b)` in one node (a dense layer).
+    LinearAct(linear::Act),
     Transpose,
     /// Axes `indices[start..start + len]` of the tape's index arena.
     Permute {
@@ -316,6 +318,7 @@ impl<E: Float> Op<E> {
             Op::MatMul => "matmul",
             Op::MatMulT => "matmul",
             Op::Linear => "linear",
+            Op::LinearAct(act) => act.name(),
             Op::Transpose => "t",
             Op::Permute { .. } => "permute",
             Op::TransposeAxes { .. } => "transpose",
@@ -433,6 +436,7 @@ impl<E: Float> Op<E> {
             Op::MatMul => matmul::backward(ctx),
             Op::MatMulT => matmul::backward_transposed(ctx),
             Op::Linear => linear::backward(ctx),
+            Op::LinearAct(act) => linear::backward_act(ctx, *act),
             Op::Transpose => transpose::backward(ctx),
             Op::Permute { start, len } => {
                 let axes = ctx.indices(*start, *len);
@@ -613,6 +617,7 @@ impl<E: Float> Op<E> {
             | Op::MatMul
             | Op::MatMulT
             | Op::Linear
+            | Op::LinearAct(_)
             | Op::Transpose
             | Op::Permute { .. }
             | Op::TransposeAxes { .. }

@@ -130,6 +130,11 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
             tapegrad_tensor::Transpose::Yes,
         )?),
         Op::Linear => plain(v(0).linear(&v(1), &v(2))?),
+        Op::LinearAct(act) => {
+            let mut y = v(0).linear(&v(1), &v(2))?;
+            act.apply(&mut y);
+            plain(y)
+        }
         Op::Transpose => plain(v(0).t()),
         Op::Permute { start, len } => plain(v(0).permute(idx(start, len))?),
         Op::TransposeAxes { a, b } => plain(v(0).transpose(a as usize, b as usize)?),

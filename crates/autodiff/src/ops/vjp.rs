@@ -21,6 +21,7 @@ use smallvec::SmallVec;
 use tapegrad_tensor::{Float, Tensor};
 
 use super::Op;
+use super::linear::Act;
 use crate::error::{AutodiffError, Result};
 use crate::tape::Tape;
 use crate::var::Var;
@@ -303,27 +304,20 @@ pub(crate) fn vjp<'t, E: Float>(op: &Op<E>, ctx: &VjpCtx<'t, E>) -> Result<Contr
         }),
         Op::MatMul => matmul_vjp(ctx, false),
         Op::MatMulT => matmul_vjp(ctx, true),
-        Op::Linear => {
-            let (x, w) = (ctx.x(0), ctx.x(1));
-            let (k, m) = (w.shape()[0], w.shape()[1]);
-            let n = x.shape().iter().product::<usize>() / k.max(1);
-            let dx = if ctx.wants[0] {
-                Some(g.matmul(w.t())?.reshape(&x.shape())?)
-            } else {
-                None
+        Op::Linear => linear_vjp(ctx, g),
+        Op::LinearAct(act) => {
+            // The pre-activation's gradient as the activation's own rule writes it.
+            let y = ctx.y();
+            let gz = match act {
+                Act::Sigmoid => g.mul(y.mul(y.affine(-E::ONE, E::ONE))?)?,
+                Act::Tanh => g.mul(y.square().affine(-E::ONE, E::ONE))?,
+                // relu's mask from the output: relu(x) > 0 exactly when x > 0.
+                Act::Relu => {
+                    let m = ctx.yv().map(|y| if y > E::ZERO { E::ONE } else { E::ZERO });
+                    g.mul(ctx.c(m))?
+                }
             };
-            let dw = if ctx.wants[1] {
-                let xf = x.reshape(&[n, k])?;
-                Some(xf.t().matmul(g.reshape(&[n, m])?)?)
-            } else {
-                None
-            };
-            let db = if ctx.wants[2] {
-                Some(reduce_to(g, &ctx.x(2).shape())?)
-            } else {
-                None
-            };
-            Ok(SmallVec::from_iter([dx, dw, db]))
+            linear_vjp(ctx, gz)
         }
         Op::Transpose => ctx.unary(|| Ok(g.t())),
         Op::Permute { start, len } => ctx.unary(|| g.permute(&inverse(&ctx.indices(start, len)))),
@@ -727,4 +721,28 @@ fn conv2d_vjp<'t, E: Float>(ctx: &VjpCtx<'t, E>, p: &[usize]) -> Result<Contribs
         out.push(db);
     }
     Ok(out)
+}
+
+/// The contributions of a `linear` node (`x W + b`) for the output gradient `g`.
+fn linear_vjp<'t, E: Float>(ctx: &VjpCtx<'t, E>, g: Var<'t, E>) -> Result<Contribs<'t, E>> {
+    let (x, w) = (ctx.x(0), ctx.x(1));
+    let (k, m) = (w.shape()[0], w.shape()[1]);
+    let n = x.shape().iter().product::<usize>() / k.max(1);
+    let dx = if ctx.wants[0] {
+        Some(g.matmul(w.t())?.reshape(&x.shape())?)
+    } else {
+        None
+    };
+    let dw = if ctx.wants[1] {
+        let xf = x.reshape(&[n, k])?;
+        Some(xf.t().matmul(g.reshape(&[n, m])?)?)
+    } else {
+        None
+    };
+    let db = if ctx.wants[2] {
+        Some(reduce_to(g, &ctx.x(2).shape())?)
+    } else {
+        None
+    };
+    Ok(SmallVec::from_iter([dx, dw, db]))
 }
