@@ -185,7 +185,6 @@ enum Value<E: Float> {
 
 /// User-given node names for traces and drawings, as (node id, name) in the order given; a later
 /// entry for the same node wins. Kept beside the nodes: most nodes have none.
-pub(crate) type Labels = Vec<(u32, Arc<str>)>;
 
 /// Everything a tape records, behind one `RefCell`.
 #[derive(Default)]
@@ -198,8 +197,12 @@ pub(crate) struct Store<E: Float> {
     pub(crate) shared: Vec<Arc<Tensor<E>>>,
     /// Input lists of nodes with more than two inputs.
     pub(crate) links: Vec<u32>,
-    /// Node names.
-    pub(crate) labels: Labels,
+    /// Named nodes' ids, and their names at the same positions in [`Store::names`] (two
+    /// lists: a pair pushed as one is assembled on the stack and read back in one load that
+    /// spans two stores, which stalls).
+    pub(crate) labeled: Vec<u32>,
+    /// Node names, by position in [`Store::labeled`].
+    pub(crate) names: Vec<Arc<str>>,
     /// Tensors saved by forwards for backwards (e.g. softmax probabilities), by node id in
     /// increasing order (few nodes save one, so they are found by bisection, not kept in every
     /// node).
@@ -333,11 +336,8 @@ impl<E: Float> Store<E> {
 
     /// The name of node `i`, if it has one.
     pub(crate) fn label(&self, i: usize) -> Option<&str> {
-        self.labels
-            .iter()
-            .rev()
-            .find(|(id, _)| *id as usize == i)
-            .map(|(_, l)| &**l)
+        let at = self.labeled.iter().rposition(|&id| id as usize == i)?;
+        self.names.get(at).map(|l| &**l)
     }
 
     /// Empties every arena, keeping their allocations.
@@ -346,7 +346,8 @@ impl<E: Float> Store<E> {
         self.values.clear();
         self.shared.clear();
         self.links.clear();
-        self.labels.clear();
+        self.labeled.clear();
+        self.names.clear();
         self.saved.clear();
         self.indices.clear();
         self.customs.clear();

@@ -108,8 +108,11 @@ impl<'t, E: Float> Var<'t, E> {
 
     /// Names the node with a shared name (no allocation: the count of the `Arc` goes up), as
     /// networks do for their parameters every step.
+    #[inline]
     pub fn named_shared(self, label: Arc<str>) -> Self {
-        self.tape.store.borrow_mut().labels.push((self.id, label));
+        let mut store = self.tape.store.borrow_mut();
+        store.labeled.push(self.id);
+        store.names.push(label);
         self
     }
 
