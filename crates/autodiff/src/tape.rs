@@ -183,9 +183,6 @@ enum Value<E: Float> {
     Shared(Arc<Tensor<E>>),
 }
 
-/// User-given node names for traces and drawings, as (node id, name) in the order given; a later
-/// entry for the same node wins. Kept beside the nodes: most nodes have none.
-
 /// Everything a tape records, behind one `RefCell`.
 #[derive(Default)]
 pub(crate) struct Store<E: Float> {
@@ -197,9 +194,10 @@ pub(crate) struct Store<E: Float> {
     pub(crate) shared: Vec<Arc<Tensor<E>>>,
     /// Input lists of nodes with more than two inputs.
     pub(crate) links: Vec<u32>,
-    /// Named nodes' ids, and their names at the same positions in [`Store::names`] (two
-    /// lists: a pair pushed as one is assembled on the stack and read back in one load that
-    /// spans two stores, which stalls).
+    /// User-given node names for traces and drawings: the named nodes' ids in the order
+    /// given (a later entry for the same node wins), their names at the same positions in
+    /// [`Store::names`]. Two lists: a pair pushed as one is assembled on the stack and read
+    /// back in one load that spans two stores, which stalls.
     pub(crate) labeled: Vec<u32>,
     /// Node names, by position in [`Store::labeled`].
     pub(crate) names: Vec<Arc<str>>,
