@@ -199,7 +199,10 @@ pub(crate) struct Store<E: Float> {
     /// [`Store::names`]. Two lists: a pair pushed as one is assembled on the stack and read
     /// back in one load that spans two stores, which stalls.
     pub(crate) labeled: Vec<u32>,
-    /// Node names, by position in [`Store::labeled`].
+    /// Node names, by position in [`Store::labeled`]; past its length, the names of the last
+    /// step that named nodes, kept through [`Tape::clear`] so that the next step naming its
+    /// nodes alike takes them back ([`crate::Var::named_arc`]) instead of cloning each `Arc`
+    /// again (an atomic increment, and a decrement when dropped).
     pub(crate) names: Vec<Arc<str>>,
     /// Tensors saved by forwards for backwards (e.g. softmax probabilities), by node id in
     /// increasing order (few nodes save one, so they are found by bisection, not kept in every
@@ -344,8 +347,12 @@ impl<E: Float> Store<E> {
         self.values.clear();
         self.shared.clear();
         self.links.clear();
-        self.labeled.clear();
-        self.names.clear();
+        // This step's names stay for the next step; the last one's that this step did not
+        // take back go. A clear of a tape that named nothing (a second clear) keeps them all.
+        if !self.labeled.is_empty() {
+            self.names.truncate(self.labeled.len());
+            self.labeled.clear();
+        }
         self.saved.clear();
         self.indices.clear();
         self.customs.clear();

@@ -106,13 +106,53 @@ impl<'t, E: Float> Var<'t, E> {
         self.named_shared(Arc::from(label))
     }
 
-    /// Names the node with a shared name (no allocation: the count of the `Arc` goes up), as
-    /// networks do for their parameters every step.
+    /// Names the node with a shared name (no allocation: the count of the `Arc` goes up).
     #[inline]
     pub fn named_shared(self, label: Arc<str>) -> Self {
         let mut store = self.tape.store.borrow_mut();
+        let store = &mut *store;
+        let k = store.labeled.len();
+        match store.names.get_mut(k) {
+            Some(slot) => *slot = label,
+            None => store.names.push(label),
+        }
         store.labeled.push(self.id);
-        store.names.push(label);
+        self
+    }
+
+    /// Names the node with a shared name, cloning the `Arc` only when the tape does not hold
+    /// it already: a step that names its nodes in the same order as the last step that named
+    /// any takes each name back from that step (the tape keeps those names through
+    /// [`Tape::clear`], until a later step names nodes otherwise or the tape is dropped), so
+    /// no count goes up or down. Networks name their parameters this way every step.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let name: Arc<str> = Arc::from("w");
+    /// let mut tape = Tape::<f32>::new();
+    /// for _ in 0..3 {
+    ///     tape.clear();
+    ///     let w = tape.var(Tensor::scalar(1.0)).named_arc(&name);
+    ///     assert_eq!(w.label().as_deref(), Some("w"));
+    ///     assert_eq!(Arc::strong_count(&name), 2); // the tape's one, taken back each step
+    ///     tape.clear(); // a second clear, of a tape that named nothing, keeps it too
+    /// }
+    /// drop(tape);
+    /// assert_eq!(Arc::strong_count(&name), 1);
+    /// ```
+    #[inline]
+    pub fn named_arc(self, label: &Arc<str>) -> Self {
+        let mut store = self.tape.store.borrow_mut();
+        let store = &mut *store;
+        let k = store.labeled.len();
+        match store.names.get_mut(k) {
+            Some(kept) if Arc::ptr_eq(kept, label) => {}
+            Some(slot) => *slot = Arc::clone(label),
+            None => store.names.push(Arc::clone(label)),
+        }
+        store.labeled.push(self.id);
         self
     }
 

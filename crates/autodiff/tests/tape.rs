@@ -810,3 +810,39 @@ fn softmax_cross_entropy_equals_log_softmax_and_softmax_bit_for_bit() {
     let expect: Vec<u32> = expect.iter().map(|v| (v * scale).to_bits()).collect();
     assert_eq!(grad.iter().map(|v| v.to_bits()).collect::<Vec<_>>(), expect);
 }
+
+/// `named_arc` takes a name back from the last step that named nodes when the position and
+/// the `Arc` match and clones it otherwise; every node carries its own name either way, the
+/// tape holds at most one step's names, and its counts go when it does.
+#[test]
+fn names_are_taken_back_from_the_last_step_or_cloned() {
+    use std::sync::Arc;
+    let (a, b): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+    let held = |n: &Arc<str>| Arc::strong_count(n) - 1;
+    let mut tape = Tape::<f64>::new();
+    // Steps 0 and 1 name a then b (step 1 takes both back); step 2 swaps them (each position
+    // cloned anew, the old name there dropped); step 3 names only a, where b stood.
+    let steps: [&[&Arc<str>]; 4] = [&[&a, &b], &[&a, &b], &[&b, &a], &[&a]];
+    let expect = [(1, 1), (1, 1), (1, 1), (2, 0)];
+    for (order, want) in steps.iter().zip(expect) {
+        tape.clear();
+        let vars: Vec<_> = order
+            .iter()
+            .map(|name| tape.var(Tensor::scalar(1.0)).named_arc(name))
+            .collect();
+        for (v, name) in vars.iter().zip(order.iter()) {
+            assert_eq!(v.label().as_deref(), Some(&***name));
+        }
+        assert_eq!((held(&a), held(&b)), want);
+        // `named_shared` and `named` at a position hold their own name there.
+        let c = tape.var(Tensor::scalar(2.0)).named("c");
+        assert_eq!(c.label().as_deref(), Some("c"));
+        tape.clear();
+    }
+    // The last step's one name (a) stays through the clears, its extra positions do not.
+    assert_eq!((held(&a), held(&b)), (1, 0));
+    tape.clear();
+    assert_eq!((held(&a), held(&b)), (1, 0));
+    drop(tape);
+    assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 1));
+}

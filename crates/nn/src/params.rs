@@ -441,7 +441,7 @@ impl<E: Float> ParamStore<E> {
         let mut bound = Bound::new();
         for (id, p) in self.iter() {
             let v = tape.var_shared(Arc::clone(&p.value));
-            bound.push(id, v.named_shared(Arc::clone(&p.name)));
+            bound.push(id, v.named_arc(&p.name));
         }
         bound
     }
