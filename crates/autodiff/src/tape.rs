@@ -1157,7 +1157,7 @@ fn scalar_backward<E: Float>(
 /// reached other than by the carry alone, a node without a backward here, both inputs one
 /// node, an input's first contribution) are marked cold, so that the compiler lays the chain's
 /// path out straight: 3.0 taken branches per node against 8.3 unmarked (callgrind's
-/// `--collect-jumps` on W1), and the code a chain runs does not move with unrelated changes.
+/// `--collect-jumps` on W1), which an unrelated change had moved it away from.
 #[inline(never)]
 fn scalar_run<E: Float>(
     nodes: &[Node<E>],
