@@ -194,16 +194,14 @@ pub(crate) struct Store<E: Float> {
     pub(crate) shared: Vec<Arc<Tensor<E>>>,
     /// Input lists of nodes with more than two inputs.
     pub(crate) links: Vec<u32>,
-    /// User-given node names for traces and drawings: the named nodes' ids in the order
-    /// given (a later entry for the same node wins), their names at the same positions in
-    /// [`Store::names`]. Two lists: a pair pushed as one is assembled on the stack and read
-    /// back in one load that spans two stores, which stalls.
-    pub(crate) labeled: Vec<u32>,
-    /// Node names, by position in [`Store::labeled`]; past its length, the names of the last
-    /// step that named nodes, kept through [`Tape::clear`] so that the next step naming its
-    /// nodes alike takes them back ([`crate::Var::named_arc`]) instead of cloning each `Arc`
-    /// again (an atomic increment, and a decrement when dropped).
-    pub(crate) names: Vec<Arc<str>>,
+    /// User-given node names for traces and drawings, as (node id, name) in the order given
+    /// (a later entry for the same node wins), the first [`Store::labels_used`] of them. The
+    /// rest are the names of the last step that named nodes, kept through [`Tape::clear`] so
+    /// that the next step naming its nodes alike takes them back ([`crate::Var::named_arc`])
+    /// instead of cloning each `Arc` again (an atomic increment, and a decrement when dropped).
+    pub(crate) labels: Vec<(u32, Arc<str>)>,
+    /// How many of [`Store::labels`] name this step's nodes.
+    pub(crate) labels_used: usize,
     /// Tensors saved by forwards for backwards (e.g. softmax probabilities), by node id in
     /// increasing order (few nodes save one, so they are found by bisection, not kept in every
     /// node).
@@ -337,8 +335,11 @@ impl<E: Float> Store<E> {
 
     /// The name of node `i`, if it has one.
     pub(crate) fn label(&self, i: usize) -> Option<&str> {
-        let at = self.labeled.iter().rposition(|&id| id as usize == i)?;
-        self.names.get(at).map(|l| &**l)
+        let used = self.labels.get(..self.labels_used)?;
+        used.iter()
+            .rev()
+            .find(|(id, _)| *id as usize == i)
+            .map(|(_, l)| &**l)
     }
 
     /// Empties every arena, keeping their allocations.
@@ -349,9 +350,9 @@ impl<E: Float> Store<E> {
         self.links.clear();
         // This step's names stay for the next step; the last one's that this step did not
         // take back go. A clear of a tape that named nothing (a second clear) keeps them all.
-        if !self.labeled.is_empty() {
-            self.names.truncate(self.labeled.len());
-            self.labeled.clear();
+        if self.labels_used > 0 {
+            self.labels.truncate(self.labels_used);
+            self.labels_used = 0;
         }
         self.saved.clear();
         self.indices.clear();

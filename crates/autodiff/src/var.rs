@@ -111,12 +111,12 @@ impl<'t, E: Float> Var<'t, E> {
     pub fn named_shared(self, label: Arc<str>) -> Self {
         let mut store = self.tape.store.borrow_mut();
         let store = &mut *store;
-        let k = store.labeled.len();
-        match store.names.get_mut(k) {
-            Some(slot) => *slot = label,
-            None => store.names.push(label),
+        let (k, id) = (store.labels_used, self.id);
+        match store.labels.get_mut(k) {
+            Some(slot) => *slot = (id, label),
+            None => store.labels.push((id, label)),
         }
-        store.labeled.push(self.id);
+        store.labels_used = k + 1;
         self
     }
 
@@ -146,13 +146,13 @@ impl<'t, E: Float> Var<'t, E> {
     pub fn named_arc(self, label: &Arc<str>) -> Self {
         let mut store = self.tape.store.borrow_mut();
         let store = &mut *store;
-        let k = store.labeled.len();
-        match store.names.get_mut(k) {
-            Some(kept) if Arc::ptr_eq(kept, label) => {}
-            Some(slot) => *slot = Arc::clone(label),
-            None => store.names.push(Arc::clone(label)),
+        let (k, id) = (store.labels_used, self.id);
+        match store.labels.get_mut(k) {
+            Some((at, kept)) if Arc::ptr_eq(kept, label) => *at = id,
+            Some(slot) => *slot = (id, Arc::clone(label)),
+            None => store.labels.push((id, Arc::clone(label))),
         }
-        store.labeled.push(self.id);
+        store.labels_used = k + 1;
         self
     }
 
