@@ -143,3 +143,22 @@ fn a_fused_layer_reports_bad_shapes_as_linear_does() {
     let wb = other.var(t(&[3, 2], 2));
     assert!(x.linear_sigmoid(wb, b).is_err());
 }
+
+/// A fused layer holds one tensor (its output) where `linear` then the activation hold two.
+#[test]
+fn a_fused_layer_holds_one_tensor_fewer() {
+    let held = |fused: bool| {
+        let tape = Tape::<f32>::new();
+        let x = tape.constant(t(&[8, 5], 1));
+        let (w, b) = (tape.var(t(&[5, 6], 2)), tape.var(t(&[6], 3)));
+        if fused {
+            x.linear_tanh(w, b).unwrap();
+        } else {
+            x.linear(w, b).unwrap().tanh();
+        }
+        tape.profile().total.value_bytes
+    };
+    // The leaves' 30 + 6 elements and the constant's 40, then the layer: 48 elements or 96.
+    assert_eq!(held(true), (40 + 30 + 6 + 48) * 4);
+    assert_eq!(held(false), (40 + 30 + 6 + 96) * 4);
+}
