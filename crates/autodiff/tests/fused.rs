@@ -27,7 +27,7 @@ fn layers<E: Float>() -> [(&'static str, Layer<E>, Layer<E>); 3] {
     ]
 }
 
-/// Inputs with a spread of signs and sizes, some exactly 0 after the product (relu's kink).
+/// Inputs with a spread of signs and sizes.
 fn t<E: Float>(shape: &[usize], seed: usize) -> Tensor<E> {
     Tensor::from_fn(shape, |i| {
         E::from_f64((((i * 7 + seed * 13) % 29) as f64 / 29.0 - 0.5) * 3.0)
@@ -83,9 +83,23 @@ fn compare<E: Float>(n: usize, k: usize, m: usize) -> (usize, usize) {
 fn fused_layers_equal_linear_then_activation_bit_for_bit() {
     assert_eq!(compare::<f64>(5, 3, 4), (1, 2));
     assert_eq!(compare::<f32>(5, 3, 4), (1, 2));
-    // A one-output neuron, and a single sample.
+    // A one-output neuron, a single sample, and both (a one-element output, whose gradient
+    // backward keeps as a plain number).
     compare::<f32>(7, 2, 1);
     compare::<f64>(1, 4, 3);
+    compare::<f64>(1, 3, 1);
+    // Pre-activations exactly 0 (relu's kink, where both sides give 0): x is 0.
+    let tape = Tape::<f32>::new();
+    let x = tape.var(Tensor::zeros(&[2, 3]));
+    let (w, b) = (tape.var(t(&[3, 2], 2)), tape.var(Tensor::zeros(&[2])));
+    let (f, a) = (x.linear_relu(w, b).unwrap(), x.linear(w, b).unwrap().relu());
+    let (gf, ga) = (
+        tape.backward(f.sum()).unwrap(),
+        tape.backward(a.sum()).unwrap(),
+    );
+    assert_eq!(bits(&gf[x]), bits(&ga[x]));
+    assert_eq!(bits(&gf[w]), bits(&ga[w]));
+    assert_eq!(gf[b].to_vec(), vec![0.0, 0.0]);
 }
 
 /// Large enough that the activation, its derivative and the products split over two threads.
