@@ -109,15 +109,7 @@ impl<'t, E: Float> Var<'t, E> {
     /// Names the node with a shared name (no allocation: the count of the `Arc` goes up).
     #[inline]
     pub fn named_shared(self, label: Arc<str>) -> Self {
-        let mut store = self.tape.store.borrow_mut();
-        let store = &mut *store;
-        let (k, id) = (store.labels_used, self.id);
-        match store.labels.get_mut(k) {
-            Some(slot) => *slot = (id, label),
-            None => store.labels.push((id, label)),
-        }
-        store.labels_used = k + 1;
-        self
+        self.label_with(|_| false, || label)
     }
 
     /// Names the node with a shared name, cloning the `Arc` only when the tape does not hold
@@ -144,13 +136,24 @@ impl<'t, E: Float> Var<'t, E> {
     /// ```
     #[inline]
     pub fn named_arc(self, label: &Arc<str>) -> Self {
+        self.label_with(|kept| Arc::ptr_eq(kept, label), || Arc::clone(label))
+    }
+
+    /// Names the node at the tape's next label position: the name kept there from the last
+    /// step when `same` says it is this one, else `label()`.
+    #[inline(always)]
+    fn label_with(
+        self,
+        same: impl FnOnce(&Arc<str>) -> bool,
+        label: impl FnOnce() -> Arc<str>,
+    ) -> Self {
         let mut store = self.tape.store.borrow_mut();
         let store = &mut *store;
         let (k, id) = (store.labels_used, self.id);
         match store.labels.get_mut(k) {
-            Some((at, kept)) if Arc::ptr_eq(kept, label) => *at = id,
-            Some(slot) => *slot = (id, Arc::clone(label)),
-            None => store.labels.push((id, Arc::clone(label))),
+            Some((at, kept)) if same(kept) => *at = id,
+            Some(slot) => *slot = (id, label()),
+            None => store.labels.push((id, label())),
         }
         store.labels_used = k + 1;
         self

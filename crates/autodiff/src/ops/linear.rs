@@ -3,7 +3,7 @@
 //! rows and accumulates the product into it (one kernel call, no separate add); the backward is
 //! dX = G W^T, dW = X^T G and db = the column sums of G, with no copy of G.
 
-use tapegrad_tensor::{Float, PAR_MIN_CHEAP, Tensor, Transpose, par_chunk_len};
+use tapegrad_tensor::{Float, Tensor, Transpose};
 
 use super::{BackwardCtx, Op, relu, sigmoid, tanh};
 use crate::error::Result;
@@ -138,20 +138,11 @@ fn pre_activation_grad<E: Float>(act: Act, g: &Tensor<E>, y: &Tensor<E>) -> Resu
         f: impl Fn(E, E, E) -> E + Sync,
     ) -> Result<Tensor<E>> {
         let (gs, ys) = (g.as_slice(), y.as_slice());
-        let terms = |start: usize| {
+        super::from_terms(g.shape(), |start| {
             gs[start..]
                 .iter()
                 .zip(&ys[start..])
                 .map(|(&g, &y)| f(g, y, y))
-        };
-        Ok(if par_chunk_len(gs.len(), PAR_MIN_CHEAP) < gs.len() {
-            Tensor::par_fill(g.shape(), "backward", PAR_MIN_CHEAP, |start, part| {
-                for (o, t) in part.iter_mut().zip(terms(start)) {
-                    *o = t;
-                }
-            })?
-        } else {
-            Tensor::from_iter_exact(g.shape(), terms(0))?
         })
     }
     match act {

@@ -660,6 +660,25 @@ impl<E: Float> Op<E> {
     }
 }
 
+/// A new gradient tensor of `shape` whose elements from flat index `start` on are
+/// `terms(start)`: split over the worker threads from [`PAR_MIN_CHEAP`] elements per thread,
+/// each element computed alike wherever it is.
+pub(crate) fn from_terms<E: Float, I: ExactSizeIterator<Item = E>>(
+    shape: &[usize],
+    terms: impl Fn(usize) -> I + Sync,
+) -> Result<Tensor<E>> {
+    let len = terms(0).len();
+    Ok(if par_chunk_len(len, PAR_MIN_CHEAP) < len {
+        Tensor::par_fill(shape, "backward", PAR_MIN_CHEAP, |start, part| {
+            for (o, t) in part.iter_mut().zip(terms(start)) {
+                *o = t;
+            }
+        })?
+    } else {
+        Tensor::from_iter_exact(shape, terms(0))?
+    })
+}
+
 /// What a backward sees: its node's inputs, output and upstream gradient, and the gradient
 /// slots of its inputs. Op files use only this, never the tape's internals.
 ///
@@ -859,15 +878,7 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
                     *a += t;
                 }
             }),
-            slot @ None if par_chunk_len(gs.len(), PAR_MIN_CHEAP) < gs.len() => {
-                let t = Tensor::par_fill(g.shape(), "backward", PAR_MIN_CHEAP, |start, part| {
-                    for (o, t) in part.iter_mut().zip(terms(start)) {
-                        *o = t;
-                    }
-                })?;
-                *slot = Some(t);
-            }
-            slot @ None => *slot = Some(Tensor::from_iter_exact(g.shape(), terms(0))?),
+            slot @ None => *slot = Some(from_terms(g.shape(), terms)?),
         }
         Ok(())
     }
