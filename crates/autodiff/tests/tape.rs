@@ -846,3 +846,75 @@ fn names_are_taken_back_from_the_last_step_or_cloned() {
     drop(tape);
     assert_eq!((Arc::strong_count(&a), Arc::strong_count(&b)), (1, 1));
 }
+
+/// Where an input of a scalar binary node comes from: a leaf that requires a gradient, a
+/// constant, or a node recorded just before it (from the leaf, or from constants only).
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    Leaf,
+    Constant,
+    BelowGrad,
+    BelowConstant,
+}
+
+/// `first op second` then `tanh`, on vars of `shape`; both inputs one node when `same`.
+/// Returns the value, the leaf's gradient and the gradient of every input that reaches the
+/// result (`None` for one that does not), as bits.
+fn route(shape: &[usize], op: usize, first: Source, second: Source, same: bool) -> Vec<u64> {
+    let tape = Tape::<f64>::new();
+    let leaf = tape.var(Tensor::full(shape, 0.8));
+    let constant = tape.constant(Tensor::full(shape, -1.7));
+    let pick = |s: Source| match s {
+        Source::Leaf => leaf,
+        Source::Constant => constant,
+        Source::BelowGrad => (leaf * 1.5).sin(),
+        Source::BelowConstant => (constant * 1.5).sin(),
+    };
+    // The second input is recorded last: when it is a computed one, it is the node just below.
+    let a = pick(first);
+    let b = if same { a } else { pick(second) };
+    let y = match op {
+        0 => a + b,
+        1 => a * b,
+        2 => a - b,
+        _ => a / b,
+    }
+    .tanh();
+    let loss = if shape.is_empty() { y } else { y.sum() };
+    let g = tape.backward(loss).unwrap();
+    let mut out = vec![y.value().as_slice()[0].to_bits()];
+    for v in [leaf, a, b] {
+        out.push(g.get(v).map_or(u64::MAX, |t| t.as_slice()[0].to_bits()));
+    }
+    out
+}
+
+/// Every way a scalar binary node's inputs can take their gradients (each into its slot or
+/// carried to the node just below, or not at all, both inputs one node), as recorded with the
+/// node, give the tensor path's numbers bit for bit.
+#[test]
+fn every_route_of_a_scalar_binary_node_matches_the_tensor_path() {
+    use Source::*;
+    let all = [Leaf, Constant, BelowGrad, BelowConstant];
+    let mut cases = 0;
+    for op in 0..4 {
+        for first in all {
+            for second in all {
+                let same = false;
+                let scalar = route(&[], op, first, second, same);
+                let tensor = route(&[2], op, first, second, same);
+                assert_eq!(scalar, tensor, "op {op}, {first:?} then {second:?}");
+                cases += 1;
+            }
+            let scalar = route(&[], op, first, first, true);
+            assert_eq!(scalar, route(&[2], op, first, first, true), "op {op}, {first:?} twice");
+            cases += 1;
+        }
+    }
+    assert_eq!(cases, 80);
+    // The leaf's gradient through `x * x` is 2x sech^2(x^2), computed here in closed form.
+    let twice = route(&[], 1, Leaf, Leaf, true);
+    let x: f64 = 0.8;
+    let expect = 2.0 * x * (1.0 - (x * x).tanh().powi(2));
+    assert!((f64::from_bits(twice[1]) - expect).abs() < 1e-15);
+}
