@@ -907,7 +907,11 @@ fn every_route_of_a_scalar_binary_node_matches_the_tensor_path() {
                 cases += 1;
             }
             let scalar = route(&[], op, first, first, true);
-            assert_eq!(scalar, route(&[2], op, first, first, true), "op {op}, {first:?} twice");
+            assert_eq!(
+                scalar,
+                route(&[2], op, first, first, true),
+                "op {op}, {first:?} twice"
+            );
             cases += 1;
         }
     }

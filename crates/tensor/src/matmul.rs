@@ -200,6 +200,17 @@ pub fn gemm_into<E: Float>(
     Ok(())
 }
 
+/// C = beta C for a product with no terms (k = 0). As BLAS (and matrixmultiply), beta = 0
+/// writes zeros without reading C: `0 * C` would keep a NaN or infinity that C held, and turn a
+/// negative number into -0.
+fn scale_by_beta<E: Float>(c: &mut [E], beta: E) {
+    if beta == E::ZERO {
+        c.fill(E::ZERO);
+    } else {
+        c.iter_mut().for_each(|v| *v = beta * *v);
+    }
+}
+
 /// C (`m x n`, row-major in `c`) = alpha op(A) op(B) + beta C for matrices held in slices and
 /// read through strides: the kernel entry for code that walks its own batches (convolution
 /// over images). Splits over threads as every product does.
@@ -223,7 +234,7 @@ pub(crate) fn gemm_slices<E: Float>(
     }
     assert!(c.len() >= m * n, "internal invariant: C holds m x n");
     if k == 0 {
-        c[..m * n].iter_mut().for_each(|v| *v = beta * *v);
+        scale_by_beta(&mut c[..m * n], beta);
         return;
     }
     let last = |rows: usize, cols: usize, rs: usize, cs: usize| (rows - 1) * rs + (cols - 1) * cs;
@@ -388,6 +399,11 @@ unsafe fn accumulate_lines<E: Float>(
     weight: impl Fn(isize, isize) -> E,
     source: impl Fn(isize) -> *const E,
 ) {
+    if len < SHORT_LINE {
+        // SAFETY: as this function's.
+        unsafe { accumulate_short_lines((c, stride, lines, len, k), beta, weight, source) };
+        return;
+    }
     for l in 0..lines as isize {
         // SAFETY: the caller vouches for the line's `len` elements, for the source lines and
         // for the weights.
@@ -420,6 +436,90 @@ unsafe fn accumulate_lines<E: Float>(
             let (w, src) = unsafe { (weight(l, p), std::slice::from_raw_parts(source(p), len)) };
             axpy(line, w, src);
         }
+    }
+}
+
+/// Lines shorter than this are summed eight elements at a time in registers, over all k
+/// terms, and written once ([`accumulate_short_lines`]); longer ones a term at a time through
+/// memory ([`axpy`]), which reads each source line straight through.
+const SHORT_LINE: usize = 64;
+
+/// [`accumulate_lines`] for lines shorter than [`SHORT_LINE`]: each block of eight elements of
+/// a line (then each element left over) is summed over the k terms in a local array, which
+/// the compiler keeps in vector registers, and written once, rather than read and written
+/// back once per term. Every element gets the same operations in the same order as
+/// `accumulate_lines`' other path (beta times C, or the first term, then each term added in
+/// order of p), so the same bits.
+///
+/// # Safety
+///
+/// As [`accumulate_lines`].
+unsafe fn accumulate_short_lines<E: Float>(
+    (c, stride, lines, len, k): (*mut E, isize, usize, usize, usize),
+    beta: E,
+    weight: impl Fn(isize, isize) -> E,
+    source: impl Fn(isize) -> *const E,
+) {
+    for l in 0..lines as isize {
+        // SAFETY: the caller vouches for the line's `len` elements (j < len below).
+        let start = unsafe { c.offset(l * stride) };
+        let mut j = 0;
+        while j + 8 <= len {
+            // SAFETY: elements j..j + 8 of the line and of every source line lie inside them.
+            unsafe { short_block::<E, 8>((start.add(j), j), l, k, beta, &weight, &source) };
+            j += 8;
+        }
+        while j < len {
+            // SAFETY: element j of the line and of every source line lies inside them.
+            unsafe { short_block::<E, 1>((start.add(j), j), l, k, beta, &weight, &source) };
+            j += 1;
+        }
+    }
+}
+
+/// `N` elements of line `l` from `at.0` (elements `at.1..` of the source lines), summed in a
+/// local array over the k terms and written once.
+///
+/// # Safety
+///
+/// The `N` elements from `at.0` must be valid for writes (and reads unless beta = 0), and the
+/// `N` from `at.1` of every source line valid for reads.
+#[inline(always)]
+unsafe fn short_block<E: Float, const N: usize>(
+    (out, j): (*mut E, usize),
+    l: isize,
+    k: usize,
+    beta: E,
+    weight: &impl Fn(isize, isize) -> E,
+    source: &impl Fn(isize) -> *const E,
+) {
+    // SAFETY: as the caller vouches; with beta = 0, `out` is only written.
+    unsafe {
+        let line = |p: isize| source(p).add(j).cast::<[E; N]>().read_unaligned();
+        let (mut acc, first) = if beta != E::ZERO {
+            let v = out.cast::<[E; N]>().read_unaligned();
+            // Times one is the value itself, bit for bit (a layer's bias rows).
+            (
+                if beta != E::ONE {
+                    v.map(|v| v * beta)
+                } else {
+                    v
+                },
+                0,
+            )
+        } else if k == 0 {
+            ([E::ZERO; N], 0)
+        } else {
+            let w = weight(l, 0);
+            (line(0).map(|s| w * s), 1)
+        };
+        for p in first..k as isize {
+            let (w, src) = (weight(l, p), line(p));
+            for t in 0..N {
+                acc[t] += w * src[t];
+            }
+        }
+        out.cast::<[E; N]>().write_unaligned(acc);
     }
 }
 
@@ -715,7 +815,7 @@ unsafe fn run_gemm<E: Float>(
     if k == 0 {
         // SAFETY: the caller initialized C unless beta = 0 and k > 0.
         let cs = unsafe { std::slice::from_raw_parts_mut(c, count * m * n) };
-        cs.iter_mut().for_each(|v| *v = beta * *v);
+        scale_by_beta(cs, beta);
         return;
     }
     // One weight matrix for a whole batch of A read as stored ([.., m, k] x [k, n]): the batch

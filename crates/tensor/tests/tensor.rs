@@ -849,3 +849,110 @@ fn conv2d_matches_the_definition() {
         vec![0.5, 2.5, 4.5, 6.5]
     );
 }
+
+/// Tiny and matrix-vector products whose output lines are contiguous go through per-line loops:
+/// short lines (under 64 elements) summed eight at a time in registers, longer ones a term at a
+/// time. Either way each element must be `beta c` (or `c` itself when beta = 1, or the first
+/// term when beta = 0), then `(alpha a) b` added term by term in order: here against those
+/// plain loops, bit for bit, for every line length up to 20, around 64, and with no terms.
+#[test]
+fn product_lines_of_every_length_equal_plain_loops_bit_for_bit() {
+    let mut rng = StdRng::seed_from_u64(21);
+    let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+    let mut checked = 0;
+    for len in (1..=20).chain([63, 64, 65, 100]) {
+        for k in 0..=4 {
+            for (alpha, beta) in [(1.0f32, 0.0f32), (2.0, 1.0), (1.0, 0.5), (0.5, -1.5)] {
+                // Rows of C from rows of B: [rows, k] x [k, len], for one row and for a few.
+                for rows in [1usize, 3] {
+                    if len == 1 || (rows > 1 && rows * k * len > 512) {
+                        // One column: dot products, summed in another order. Not tiny:
+                        // matrixmultiply's order.
+                        continue;
+                    }
+                    let a = Tensor::<f32>::randn(&[rows, k], 0.0, 1.0, &mut rng);
+                    let b = Tensor::<f32>::randn(&[k, len], 0.0, 1.0, &mut rng);
+                    let mut c = Tensor::<f32>::randn(&[rows, len], 0.0, 1.0, &mut rng);
+                    let c0 = c.to_vec();
+                    gemm_into(&a, Transpose::No, &b, Transpose::No, alpha, beta, &mut c).unwrap();
+                    let (av, bv) = (a.as_slice(), b.as_slice());
+                    let want: Vec<f32> = (0..rows * len)
+                        .map(|e| {
+                            let (i, j) = (e / len, e % len);
+                            let term = |p: usize| (alpha * av[i * k + p]) * bv[p * len + j];
+                            let (mut acc, first) = match (beta, k) {
+                                (0.0, 0) => (0.0, 0),
+                                (0.0, _) => (term(0), 1),
+                                (1.0, _) => (c0[e], 0),
+                                _ => (c0[e] * beta, 0),
+                            };
+                            for p in first..k {
+                                acc += term(p);
+                            }
+                            acc
+                        })
+                        .collect();
+                    assert_eq!(
+                        bits(c.as_slice()),
+                        bits(&want),
+                        "[{rows}, {k}] x [{k}, {len}], alpha {alpha}, beta {beta}"
+                    );
+                    checked += 1;
+                }
+                // A column of C from columns of A^T: [k, len]^T x [k, 1].
+                let a = Tensor::<f32>::randn(&[k, len], 0.0, 1.0, &mut rng);
+                let b = Tensor::<f32>::randn(&[k, 1], 0.0, 1.0, &mut rng);
+                let mut c = Tensor::<f32>::randn(&[len, 1], 0.0, 1.0, &mut rng);
+                let c0 = c.to_vec();
+                gemm_into(&a, Transpose::Yes, &b, Transpose::No, alpha, beta, &mut c).unwrap();
+                let (av, bv) = (a.as_slice(), b.as_slice());
+                let want: Vec<f32> = (0..len)
+                    .map(|i| {
+                        let term = |p: usize| (alpha * bv[p]) * av[p * len + i];
+                        let (mut acc, first) = match (beta, k) {
+                            (0.0, 0) => (0.0, 0),
+                            (0.0, _) => (term(0), 1),
+                            (1.0, _) => (c0[i], 0),
+                            _ => (c0[i] * beta, 0),
+                        };
+                        for p in first..k {
+                            acc += term(p);
+                        }
+                        acc
+                    })
+                    .collect();
+                if len > 1 {
+                    assert_eq!(
+                        bits(c.as_slice()),
+                        bits(&want),
+                        "[{k}, {len}]^T x [{k}, 1], alpha {alpha}, beta {beta}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert!(checked > 500, "{checked}");
+    // With beta = 0, C is written, not read: a NaN or a negative number in it leaves no trace,
+    // with terms or without.
+    for k in [0, 3] {
+        for (rows, len) in [(2, 5), (1, 9), (70, 1)] {
+            let a = Tensor::<f32>::full(&[rows, k], 1.0);
+            let b = Tensor::<f32>::full(&[k, len], 2.0);
+            let mut c = Tensor::<f32>::full(&[rows, len], f32::NAN);
+            gemm_into(&a, Transpose::No, &b, Transpose::No, 1.0, 0.0, &mut c).unwrap();
+            assert_eq!(
+                c.to_vec(),
+                vec![2.0 * k as f32; rows * len],
+                "k {k}, {rows} x {len}"
+            );
+            let mut c = Tensor::<f32>::full(&[rows, len], -1.0);
+            gemm_into(&a, Transpose::No, &b, Transpose::No, 1.0, 0.0, &mut c).unwrap();
+            let want = (2.0 * k as f32).to_bits();
+            assert!(
+                c.as_slice().iter().all(|v| v.to_bits() == want),
+                "k {k}: {c:?}"
+            );
+        }
+    }
+}
