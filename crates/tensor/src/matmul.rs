@@ -399,7 +399,7 @@ unsafe fn accumulate_lines<E: Float>(
     weight: impl Fn(isize, isize) -> E,
     source: impl Fn(isize) -> *const E,
 ) {
-    if len < SHORT_LINE {
+    if len < SHORT_LINE && k.saturating_mul(len) <= SHORT_SOURCES {
         // SAFETY: as this function's.
         unsafe { accumulate_short_lines((c, stride, lines, len, k), beta, weight, source) };
         return;
@@ -444,8 +444,14 @@ unsafe fn accumulate_lines<E: Float>(
 /// memory ([`axpy`]), which reads each source line straight through.
 const SHORT_LINE: usize = 64;
 
+/// ... when the k source lines hold at most this many elements in all (16 KB of f32), so that
+/// they stay in the L1 cache while each block of eight goes through them again. A
+/// matrix-vector product over many rows (logistic regression's `X^T g`, 569 rows of 30) reads
+/// them once, a term at a time, instead: W3 runs at 0.45x its floor that way, 0.47x in blocks.
+const SHORT_SOURCES: usize = 4096;
+
 /// [`accumulate_lines`] for lines shorter than [`SHORT_LINE`]: each block of eight elements of
-/// a line (then each element left over) is summed over the k terms in a local array, which
+/// a line (then the elements left over, together) is summed over the k terms in a local array, which
 /// the compiler keeps in vector registers, and written once, rather than read and written
 /// back once per term. Every element gets the same operations in the same order as
 /// `accumulate_lines`' other path (beta times C, or the first term, then each term added in
@@ -469,10 +475,55 @@ unsafe fn accumulate_short_lines<E: Float>(
             unsafe { short_block::<E, 8>((start.add(j), j), l, k, beta, &weight, &source) };
             j += 8;
         }
-        while j < len {
-            // SAFETY: element j of the line and of every source line lies inside them.
-            unsafe { short_block::<E, 1>((start.add(j), j), l, k, beta, &weight, &source) };
-            j += 1;
+        if j < len {
+            // SAFETY: elements j..len of the line and of every source line lie inside them.
+            unsafe { short_tail((start.add(j), j, len - j), l, k, beta, &weight, &source) };
+        }
+    }
+}
+
+/// [`short_block`] for the last `width` (< 8) elements of a line, in one pass over the terms.
+///
+/// # Safety
+///
+/// As [`short_block`], for `width` elements.
+#[inline(always)]
+unsafe fn short_tail<E: Float>(
+    (out, j, width): (*mut E, usize, usize),
+    l: isize,
+    k: usize,
+    beta: E,
+    weight: &impl Fn(isize, isize) -> E,
+    source: &impl Fn(isize) -> *const E,
+) {
+    let mut acc = [E::ZERO; 8];
+    let acc = &mut acc[..width.min(8)];
+    // SAFETY: as the caller vouches; with beta = 0, `out` is only written.
+    unsafe {
+        let first = if beta != E::ZERO {
+            for (t, a) in acc.iter_mut().enumerate() {
+                let v = out.add(t).read();
+                // Times one is the value itself, bit for bit (a layer's bias rows).
+                *a = if beta != E::ONE { v * beta } else { v };
+            }
+            0
+        } else if k == 0 {
+            0
+        } else {
+            let (w, src) = (weight(l, 0), source(0).add(j));
+            for (t, a) in acc.iter_mut().enumerate() {
+                *a = w * src.add(t).read();
+            }
+            1
+        };
+        for p in first..k as isize {
+            let (w, src) = (weight(l, p), source(p).add(j));
+            for (t, a) in acc.iter_mut().enumerate() {
+                *a += w * src.add(t).read();
+            }
+        }
+        for (t, &a) in acc.iter().enumerate() {
+            out.add(t).write(a);
         }
     }
 }

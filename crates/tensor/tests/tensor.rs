@@ -852,7 +852,7 @@ fn conv2d_matches_the_definition() {
 
 /// Tiny and matrix-vector products whose output lines are contiguous go through per-line loops:
 /// short lines (under 64 elements) summed eight at a time in registers, longer ones a term at a
-/// time. Either way each element must be `beta c` (or `c` itself when beta = 1, or the first
+/// time (and so are short ones with many terms). Either way each element must be `beta c` (or `c` itself when beta = 1, or the first
 /// term when beta = 0), then `(alpha a) b` added term by term in order: here against those
 /// plain loops, bit for bit, for every line length up to 20, around 64, and with no terms.
 #[test]
@@ -861,7 +861,9 @@ fn product_lines_of_every_length_equal_plain_loops_bit_for_bit() {
     let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
     let mut checked = 0;
     for len in (1..=20).chain([63, 64, 65, 100]) {
-        for k in 0..=4 {
+        // Up to 4 terms, and many: sources of more than 4096 elements (k len) are read a term at
+        // a time even for short lines.
+        for k in (0..=4).chain([100, 300]) {
             for (alpha, beta) in [(1.0f32, 0.0f32), (2.0, 1.0), (1.0, 0.5), (0.5, -1.5)] {
                 // Rows of C from rows of B: [rows, k] x [k, len], for one row and for a few.
                 for rows in [1usize, 3] {
