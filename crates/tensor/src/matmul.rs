@@ -470,25 +470,32 @@ unsafe fn accumulate_short_lines<E: Float>(
         // SAFETY: the caller vouches for the line's `len` elements (j < len below).
         let start = unsafe { c.offset(l * stride) };
         let mut j = 0;
-        while j + 8 <= len {
-            // SAFETY: elements j..j + 8 of the line and of every source line lie inside them.
-            unsafe { short_block::<E, 8>((start.add(j), j), l, k, beta, &weight, &source) };
-            j += 8;
-        }
-        if j < len {
-            // SAFETY: elements j..len of the line and of every source line lie inside them.
-            unsafe { short_tail((start.add(j), j, len - j), l, k, beta, &weight, &source) };
+        while j < len {
+            let width = (len - j).min(8);
+            // SAFETY: elements j..j + width of the line and of every source line lie inside
+            // them.
+            unsafe {
+                if width == 8 {
+                    // A constant width: the loops below become a few vector operations.
+                    short_block((start.add(j), j, 8), l, k, beta, &weight, &source);
+                } else {
+                    short_block((start.add(j), j, width), l, k, beta, &weight, &source);
+                }
+            }
+            j += width;
         }
     }
 }
 
-/// [`short_block`] for the last `width` (< 8) elements of a line, in one pass over the terms.
+/// Elements `j..j + width` (`width` <= 8) of line `l` at `out`, summed in a local array over
+/// the k terms and written once.
 ///
 /// # Safety
 ///
-/// As [`short_block`], for `width` elements.
+/// The `width` elements at `out` must be valid for writes (and reads unless beta = 0), and
+/// elements `j..j + width` of every source line valid for reads.
 #[inline(always)]
-unsafe fn short_tail<E: Float>(
+unsafe fn short_block<E: Float>(
     (out, j, width): (*mut E, usize, usize),
     l: isize,
     k: usize,
@@ -525,52 +532,6 @@ unsafe fn short_tail<E: Float>(
         for (t, &a) in acc.iter().enumerate() {
             out.add(t).write(a);
         }
-    }
-}
-
-/// `N` elements of line `l` from `at.0` (elements `at.1..` of the source lines), summed in a
-/// local array over the k terms and written once.
-///
-/// # Safety
-///
-/// The `N` elements from `at.0` must be valid for writes (and reads unless beta = 0), and the
-/// `N` from `at.1` of every source line valid for reads.
-#[inline(always)]
-unsafe fn short_block<E: Float, const N: usize>(
-    (out, j): (*mut E, usize),
-    l: isize,
-    k: usize,
-    beta: E,
-    weight: &impl Fn(isize, isize) -> E,
-    source: &impl Fn(isize) -> *const E,
-) {
-    // SAFETY: as the caller vouches; with beta = 0, `out` is only written.
-    unsafe {
-        let line = |p: isize| source(p).add(j).cast::<[E; N]>().read_unaligned();
-        let (mut acc, first) = if beta != E::ZERO {
-            let v = out.cast::<[E; N]>().read_unaligned();
-            // Times one is the value itself, bit for bit (a layer's bias rows).
-            (
-                if beta != E::ONE {
-                    v.map(|v| v * beta)
-                } else {
-                    v
-                },
-                0,
-            )
-        } else if k == 0 {
-            ([E::ZERO; N], 0)
-        } else {
-            let w = weight(l, 0);
-            (line(0).map(|s| w * s), 1)
-        };
-        for p in first..k as isize {
-            let (w, src) = (weight(l, p), line(p));
-            for t in 0..N {
-                acc[t] += w * src[t];
-            }
-        }
-        out.cast::<[E; N]>().write_unaligned(acc);
     }
 }
 
