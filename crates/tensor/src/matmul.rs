@@ -148,6 +148,8 @@ fn plan<E: Float>(a: &Tensor<E>, va: &View, b: &Tensor<E>, vb: &View) -> Result<
 }
 
 /// Writes `out = alpha * op(a) op(b) + beta * out` where `out` already has the product's shape.
+/// As BLAS, `beta = 0` overwrites `out` without reading it: a NaN or infinity it held does not
+/// carry into the result, even when the inner size is 0.
 ///
 /// This is the in-place kernel entry that autodiff uses to accumulate matmul gradients straight
 /// into gradient buffers (`beta = 1`) without temporaries.
