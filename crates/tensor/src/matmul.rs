@@ -446,16 +446,17 @@ unsafe fn accumulate_lines<E: Float>(
 /// memory ([`axpy`]), which reads each source line straight through.
 const SHORT_LINE: usize = 64;
 
-/// ... when the k source lines hold at most this many elements in all (16 KB of f32), so that
-/// they stay in the L1 cache while each block of eight goes through them again. A
+/// Short lines are summed in blocks only when their k source lines hold at most this many
+/// elements in all (16 KB of f32), so that they stay in the L1 cache while each block of eight
+/// goes through them again. A
 /// matrix-vector product over many rows (logistic regression's `X^T g`, 569 rows of 30) reads
 /// them once, a term at a time, instead: W3 runs at 0.45x its floor that way, 0.47x in blocks.
 const SHORT_SOURCES: usize = 4096;
 
 /// [`accumulate_lines`] for lines shorter than [`SHORT_LINE`]: each block of eight elements of
-/// a line (then the elements left over, together) is summed over the k terms in a local array, which
-/// the compiler keeps in vector registers, and written once, rather than read and written
-/// back once per term. Every element gets the same operations in the same order as
+/// a line (then the elements left over, together) is summed over the k terms in a local array,
+/// which the compiler keeps in vector registers, and written once, rather than read and
+/// written back once per term. Every element gets the same operations in the same order as
 /// `accumulate_lines`' other path (beta times C, or the first term, then each term added in
 /// order of p), so the same bits.
 ///

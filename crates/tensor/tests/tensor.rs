@@ -851,10 +851,11 @@ fn conv2d_matches_the_definition() {
 }
 
 /// Tiny and matrix-vector products whose output lines are contiguous go through per-line loops:
-/// short lines (under 64 elements) summed eight at a time in registers, longer ones a term at a
-/// time (and so are short ones with many terms). Either way each element must be `beta c` (or `c` itself when beta = 1, or the first
-/// term when beta = 0), then `(alpha a) b` added term by term in order: here against those
-/// plain loops, bit for bit, for every line length up to 20, around 64, and with no terms.
+/// short lines (under 64 elements) summed eight at a time in registers, longer ones (and short
+/// ones with many terms) a term at a time. Either way each element must be `beta c` (or `c`
+/// itself when beta = 1, or the first term when beta = 0), then `(alpha a) b` added term by
+/// term in order: here against those plain loops, bit for bit, for every line length up to 20,
+/// around 64, with no terms, a few, and many.
 #[test]
 fn product_lines_of_every_length_equal_plain_loops_bit_for_bit() {
     let mut rng = StdRng::seed_from_u64(21);
