@@ -933,6 +933,70 @@ impl RawTrain {
     }
 }
 
+/// N5, the nn layer's cost at W5's size: the W5 step ([`MlpTapegrad`]: `Network::bind`,
+/// `forward_bound`, `Bound::backward`, `Optimizer::step`) against the same step written on the
+/// raw tape: the parameters as shared leaves, the fused hidden layer, the output layer, BCE
+/// from logits, `backward`, the four gradients taken, and an in-place SGD update after `clear`.
+/// Both give the same losses bit for bit.
+pub struct MlpRawTape {
+    tape: Tape<f32>,
+    params: [Arc<Tensor<f32>>; 4],
+    x: Arc<Tensor<f32>>,
+    targets: Arc<Tensor<f32>>,
+    lr: f32,
+}
+
+impl MlpRawTape {
+    /// The W5 network's parameters, inputs and targets (`MlpTapegrad::new([2, 8, 1], 4, lr)`).
+    pub fn new(lr: f32) -> Self {
+        let w = MlpTapegrad::new(&[2, 8, 1], 4, lr);
+        let p = |name: &str| {
+            let id = w.net.params.find(name).expect("mlp names");
+            Arc::new(w.net.params[id].clone())
+        };
+        let labels = &w.labels;
+        MlpRawTape {
+            tape: Tape::new(),
+            params: [p("h1.weight"), p("h1.bias"), p("out.weight"), p("out.bias")],
+            targets: Arc::new(Tensor::from_fn(&[labels.len(), 1], |i| labels[i] as f32)),
+            x: Arc::clone(&w.x),
+            lr,
+        }
+    }
+
+    /// One step; returns the loss.
+    pub fn step(&mut self) -> f32 {
+        self.tape.clear();
+        let (loss, grads) = {
+            let tape = &self.tape;
+            let [w1, b1, w2, b2] = self
+                .params
+                .each_ref()
+                .map(|p| tape.var_shared(Arc::clone(p)));
+            let x = tape.constant_shared(Arc::clone(&self.x));
+            let t = tape.constant_shared(Arc::clone(&self.targets));
+            let logits = x
+                .linear_sigmoid(w1, b1)
+                .expect("fits")
+                .linear(w2, b2)
+                .expect("fits");
+            let loss = logits.binary_cross_entropy_with_logits(t).expect("fits");
+            let mut grads = tape.backward(loss).expect("scalar loss");
+            let taken =
+                [w1, b1, w2, b2].map(|v| grads.take(v).expect("this tape").expect("reached"));
+            (loss.item().expect("scalar"), taken)
+        };
+        self.tape.clear();
+        for (p, g) in self.params.iter_mut().zip(&grads) {
+            let p = Arc::get_mut(p).expect("the tape let go");
+            for (pv, &gv) in p.as_mut_slice().iter_mut().zip(g.as_slice()) {
+                *pv -= self.lr * gv;
+            }
+        }
+        loss
+    }
+}
+
 /// H1: a Hessian-vector product of the 784-256-10 MLP's loss with respect to all its
 /// parameters (double backward: the gradient recorded as a graph by `Tape::grad`, its dot
 /// product with v differentiated by `backward`), against a gradient evaluation (forward and

@@ -141,6 +141,20 @@ fn main() {
             black_box(rt.epoch());
         }),
     });
+    let (mut nn5, mut raw5) = (MlpTapegrad::new(&[2, 8, 1], 4, 0.1), MlpRawTape::new(0.1));
+    workloads.push(Workload {
+        id: "N5",
+        what: "XOR 2-8-1 step (W5) through nn; the floor column is the raw-tape step",
+        unit: "us/step",
+        scale: 1e6,
+        inner: 20_000,
+        ours: Box::new(move || {
+            black_box(nn5.step());
+        }),
+        floor: Box::new(move || {
+            black_box(raw5.step());
+        }),
+    });
     let (mut r, mut rf) = (
         MlpReplay::new(&[2, 8, 1], 4, 0.1),
         MlpFloor::new(&[2, 8, 1], 4, 0.1),
@@ -217,7 +231,7 @@ fn main() {
     });
     workloads.sort_by_key(|w| {
         [
-            "W1", "W2", "W2b", "W3", "W4", "W5", "W5r", "W6", "W7", "W8", "N1", "H1",
+            "W1", "W2", "W2b", "W3", "W4", "W5", "W5r", "W6", "W7", "W8", "N1", "N5", "H1",
         ]
         .iter()
         .position(|&i| i == w.id)
