@@ -875,6 +875,17 @@ impl NnTrain {
     }
 }
 
+/// A raw-tape step's SGD update: each weight, shared with a tape that has since been cleared,
+/// changed in place by `lr` times its gradient.
+fn sgd_in_place(weights: &mut [Arc<Tensor<f32>>], grads: &[Tensor<f32>], lr: f32) {
+    for (w, g) in weights.iter_mut().zip(grads) {
+        let w = Arc::get_mut(w).expect("the tape let go");
+        for (p, &d) in w.as_mut_slice().iter_mut().zip(g.as_slice()) {
+            *p -= lr * d;
+        }
+    }
+}
+
 /// The raw-tape side of N1.
 pub struct RawTrain {
     weights: [Arc<Tensor>; 4],
@@ -922,12 +933,7 @@ impl RawTrain {
             let g = [w1, b1, w2, b2].map(|v| grads.take(v).expect("this tape").expect("reached"));
             drop(grads);
             self.tape.clear();
-            for (w, g) in self.weights.iter_mut().zip(&g) {
-                let w = Arc::get_mut(w).expect("the tape let go");
-                for (p, &d) in w.as_mut_slice().iter_mut().zip(g.as_slice()) {
-                    *p -= 0.01 * d;
-                }
-            }
+            sgd_in_place(&mut self.weights, &g, 0.01);
         }
         total / n as f64
     }
@@ -987,12 +993,7 @@ impl MlpRawTape {
             (loss.item().expect("scalar"), taken)
         };
         self.tape.clear();
-        for (p, g) in self.params.iter_mut().zip(&grads) {
-            let p = Arc::get_mut(p).expect("the tape let go");
-            for (pv, &gv) in p.as_mut_slice().iter_mut().zip(g.as_slice()) {
-                *pv -= self.lr * gv;
-            }
-        }
+        sgd_in_place(&mut self.params, &grads, self.lr);
         loss
     }
 }

@@ -839,12 +839,13 @@ impl<E: Float> Tape<E> {
                 .get(at as usize)
                 .is_some_and(|n| n.requires_grad)
         };
-        let run = if single && requires_grad && matches!(arity, 1 | 2) {
-            let wants = [wants(ids[0]), wants(ids[1])];
-            Run::of(id as usize, (single, requires_grad), arity, ids, wants)
+        // Inputs' records are read only for the nodes the scalar backward steps through.
+        let wants = if single && requires_grad && matches!(arity, 1 | 2) {
+            [wants(ids[0]), wants(ids[1])]
         } else {
-            Run::of(id as usize, (single, requires_grad), arity, ids, [false; 2])
+            [false; 2]
         };
+        let run = Run::of(id as usize, (single, requires_grad), arity, ids, wants);
         store.nodes.push(Node {
             op,
             ids,

@@ -402,8 +402,27 @@ unsafe fn accumulate_lines<E: Float>(
     source: impl Fn(isize) -> *const E,
 ) {
     if len < SHORT_LINE && k.saturating_mul(len) <= SHORT_SOURCES {
-        // SAFETY: as this function's.
-        unsafe { accumulate_short_lines((c, stride, lines, len, k), beta, weight, source) };
+        // Each block of eight elements of a line (then the elements left over, together) is
+        // summed over the k terms in registers and written once ([`short_block`]).
+        for l in 0..lines as isize {
+            // SAFETY: the caller vouches for the line's `len` elements (j < len below).
+            let start = unsafe { c.offset(l * stride) };
+            let mut j = 0;
+            while j < len {
+                let width = (len - j).min(8);
+                // SAFETY: elements j..j + width of the line and of every source line lie
+                // inside them.
+                unsafe {
+                    if width == 8 {
+                        // A constant width: the loops become a few vector operations.
+                        short_block((start.add(j), j, 8), l, k, beta, &weight, &source);
+                    } else {
+                        short_block((start.add(j), j, width), l, k, beta, &weight, &source);
+                    }
+                }
+                j += width;
+            }
+        }
         return;
     }
     for l in 0..lines as isize {
@@ -442,56 +461,22 @@ unsafe fn accumulate_lines<E: Float>(
 }
 
 /// Lines shorter than this are summed eight elements at a time in registers, over all k
-/// terms, and written once ([`accumulate_short_lines`]); longer ones a term at a time through
+/// terms, and written once ([`short_block`]); longer ones a term at a time through
 /// memory ([`axpy`]), which reads each source line straight through.
 const SHORT_LINE: usize = 64;
 
 /// Short lines are summed in blocks only when their k source lines hold at most this many
 /// elements in all (16 KB of f32), so that they stay in the L1 cache while each block of eight
-/// goes through them again. A
-/// matrix-vector product over many rows (logistic regression's `X^T g`, 569 rows of 30) reads
-/// them once, a term at a time, instead: W3 runs at 0.45x its floor that way, 0.47x in blocks.
+/// goes through them again. A matrix-vector product over many rows (logistic regression's
+/// `X^T g`, 569 rows of 30) reads them once, a term at a time, instead: W3 runs at 0.45x its
+/// floor that way, 0.47x in blocks.
 const SHORT_SOURCES: usize = 4096;
 
-/// [`accumulate_lines`] for lines shorter than [`SHORT_LINE`]: each block of eight elements of
-/// a line (then the elements left over, together) is summed over the k terms in a local array,
-/// which the compiler keeps in vector registers, and written once, rather than read and
-/// written back once per term. Every element gets the same operations in the same order as
-/// `accumulate_lines`' other path (beta times C, or the first term, then each term added in
-/// order of p), so the same bits.
-///
-/// # Safety
-///
-/// As [`accumulate_lines`].
-unsafe fn accumulate_short_lines<E: Float>(
-    (c, stride, lines, len, k): (*mut E, isize, usize, usize, usize),
-    beta: E,
-    weight: impl Fn(isize, isize) -> E,
-    source: impl Fn(isize) -> *const E,
-) {
-    for l in 0..lines as isize {
-        // SAFETY: the caller vouches for the line's `len` elements (j < len below).
-        let start = unsafe { c.offset(l * stride) };
-        let mut j = 0;
-        while j < len {
-            let width = (len - j).min(8);
-            // SAFETY: elements j..j + width of the line and of every source line lie inside
-            // them.
-            unsafe {
-                if width == 8 {
-                    // A constant width: the loops below become a few vector operations.
-                    short_block((start.add(j), j, 8), l, k, beta, &weight, &source);
-                } else {
-                    short_block((start.add(j), j, width), l, k, beta, &weight, &source);
-                }
-            }
-            j += width;
-        }
-    }
-}
-
 /// Elements `j..j + width` (`width` <= 8) of line `l` at `out`, summed in a local array over
-/// the k terms and written once.
+/// the k terms, which the compiler keeps in vector registers, and written once, rather than
+/// read and written back once per term. Every element gets the same operations in the same
+/// order as [`accumulate_lines`]' long-line path (beta times C, or the first term, then each
+/// term added in order of p), so the same bits.
 ///
 /// # Safety
 ///

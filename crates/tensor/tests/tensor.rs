@@ -856,6 +856,21 @@ fn conv2d_matches_the_definition() {
 /// itself when beta = 1, or the first term when beta = 0), then `(alpha a) b` added term by
 /// term in order: here against those plain loops, bit for bit, for every line length up to 20,
 /// around 64, with no terms, a few, and many.
+/// One element of C by the plain loop: `beta c` (`c` itself when beta = 1, the first term when
+/// beta = 0), then `term(p)` added in order of p.
+fn plain(c: f32, beta: f32, k: usize, term: impl Fn(usize) -> f32) -> f32 {
+    let (mut acc, first) = match (beta, k) {
+        (0.0, 0) => (0.0, 0),
+        (0.0, _) => (term(0), 1),
+        (1.0, _) => (c, 0),
+        _ => (c * beta, 0),
+    };
+    for p in first..k {
+        acc += term(p);
+    }
+    acc
+}
+
 #[test]
 fn product_lines_of_every_length_equal_plain_loops_bit_for_bit() {
     let mut rng = StdRng::seed_from_u64(21);
@@ -882,17 +897,9 @@ fn product_lines_of_every_length_equal_plain_loops_bit_for_bit() {
                     let want: Vec<f32> = (0..rows * len)
                         .map(|e| {
                             let (i, j) = (e / len, e % len);
-                            let term = |p: usize| (alpha * av[i * k + p]) * bv[p * len + j];
-                            let (mut acc, first) = match (beta, k) {
-                                (0.0, 0) => (0.0, 0),
-                                (0.0, _) => (term(0), 1),
-                                (1.0, _) => (c0[e], 0),
-                                _ => (c0[e] * beta, 0),
-                            };
-                            for p in first..k {
-                                acc += term(p);
-                            }
-                            acc
+                            plain(c0[e], beta, k, |p| {
+                                (alpha * av[i * k + p]) * bv[p * len + j]
+                            })
                         })
                         .collect();
                     assert_eq!(
@@ -910,19 +917,7 @@ fn product_lines_of_every_length_equal_plain_loops_bit_for_bit() {
                 gemm_into(&a, Transpose::Yes, &b, Transpose::No, alpha, beta, &mut c).unwrap();
                 let (av, bv) = (a.as_slice(), b.as_slice());
                 let want: Vec<f32> = (0..len)
-                    .map(|i| {
-                        let term = |p: usize| (alpha * bv[p]) * av[p * len + i];
-                        let (mut acc, first) = match (beta, k) {
-                            (0.0, 0) => (0.0, 0),
-                            (0.0, _) => (term(0), 1),
-                            (1.0, _) => (c0[i], 0),
-                            _ => (c0[i] * beta, 0),
-                        };
-                        for p in first..k {
-                            acc += term(p);
-                        }
-                        acc
-                    })
+                    .map(|i| plain(c0[i], beta, k, |p| (alpha * bv[p]) * av[p * len + i]))
                     .collect();
                 if len > 1 {
                     assert_eq!(
