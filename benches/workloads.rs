@@ -160,6 +160,9 @@ pub struct MlpTapegrad {
     pub tape: Tape<f32>,
     pub x: Arc<Tensor<f32>>,
     pub labels: Vec<usize>,
+    /// The labels as a `[batch, 1]` tensor for a one-output network's BCE, made once as `x`
+    /// is (the floor reads the labels directly).
+    pub targets: Arc<Tensor<f32>>,
     pub optimizer: Optimizer<f32>,
     pub lr: f32,
 }
@@ -170,12 +173,14 @@ impl MlpTapegrad {
         let net = Network::mlp(sizes, &mut rng);
         let x = Arc::new(Tensor::rand_uniform(&[batch, sizes[0]], 0.0, 1.0, &mut rng));
         let classes = (*sizes.last().expect("sizes")).max(2);
-        let labels = (0..batch).map(|i| (i * 7 + 3) % classes).collect();
+        let labels: Vec<usize> = (0..batch).map(|i| (i * 7 + 3) % classes).collect();
+        let targets = Arc::new(Tensor::from_fn(&[batch, 1], |i| labels[i] as f32));
         MlpTapegrad {
             net,
             tape: Tape::new(),
             x,
             labels,
+            targets,
             optimizer: Optimizer::new(OptimizerKind::sgd()).expect("sgd"),
             lr,
         }
@@ -194,9 +199,8 @@ impl MlpTapegrad {
         let bound = self.net.bind(tape);
         let x = tape.constant_shared(Arc::clone(&self.x));
         let out = self.net.forward_bound(&bound, x).expect("shapes fit");
-        let loss = if out.logits.shape()[1] == 1 {
-            let labels = &self.labels;
-            let t = tape.constant(Tensor::from_fn(&[labels.len(), 1], |i| labels[i] as f32));
+        let loss = if out.logits.dim(1) == Some(1) {
+            let t = tape.constant_shared(Arc::clone(&self.targets));
             out.logits
                 .binary_cross_entropy_with_logits(t)
                 .expect("shapes fit")
@@ -960,11 +964,10 @@ impl MlpRawTape {
             let id = w.net.params.find(name).expect("mlp names");
             Arc::new(w.net.params[id].clone())
         };
-        let labels = &w.labels;
         MlpRawTape {
             tape: Tape::new(),
             params: [p("h1.weight"), p("h1.bias"), p("out.weight"), p("out.bias")],
-            targets: Arc::new(Tensor::from_fn(&[labels.len(), 1], |i| labels[i] as f32)),
+            targets: Arc::clone(&w.targets),
             x: Arc::clone(&w.x),
             lr,
         }

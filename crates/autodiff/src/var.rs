@@ -87,6 +87,31 @@ impl<'t, E: Float> Var<'t, E> {
         Shape::from_slice(self.tape.store().shape(self.index()))
     }
 
+    /// The value's number of axes (the length of [`Var::shape`], without copying the shape).
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// assert_eq!(tape.var(Tensor::zeros(&[2, 3])).rank(), 2);
+    /// ```
+    pub fn rank(&self) -> usize {
+        self.tape.store().shape(self.index()).len()
+    }
+
+    /// The length of one axis of the value; `None` past its last axis.
+    ///
+    /// ```
+    /// use tapegrad_autodiff::Tape;
+    /// use tapegrad_tensor::Tensor;
+    /// let tape = Tape::<f32>::new();
+    /// let x = tape.var(Tensor::zeros(&[2, 3]));
+    /// assert_eq!((x.dim(0), x.dim(1), x.dim(2)), (Some(2), Some(3), None));
+    /// ```
+    pub fn dim(&self, axis: usize) -> Option<usize> {
+        self.tape.store().shape(self.index()).get(axis).copied()
+    }
+
     /// The single element of a one-element value.
     ///
     /// # Errors

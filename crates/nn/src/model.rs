@@ -15,7 +15,7 @@ use crate::params::{Bound, ParamStore};
 /// classifier, which the cross-entropy losses take, as PyTorch's `BCEWithLogitsLoss` and
 /// `CrossEntropyLoss` do; the predictions of a regression model) and the activation that turns
 /// them into predictions.
-#[derive(Clone, Copy)]
+#[derive(Debug, Clone, Copy)]
 pub struct Outputs<'t, E: Float> {
     /// What the model's forward returned: `x W + b` of a network's output node.
     pub logits: Var<'t, E>,

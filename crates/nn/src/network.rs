@@ -1083,11 +1083,13 @@ impl<E: Float> Network<E> {
     /// or when `bound` holds another network's parameters, and any error of the ops.
     pub fn forward_bound<'t>(&self, bound: &Bound<'t, E>, x: Var<'t, E>) -> Result<Outputs<'t, E>> {
         let out = self.output()?;
-        // The output's activation is left to `Outputs::output` unless a node reads it.
-        let read = self
-            .order
-            .iter()
-            .any(|&n| self.nodes[n].inputs.contains(&out));
+        // The output's activation is left to `Outputs::output` unless a node reads it (none
+        // can when it is last: nodes read only nodes before them).
+        let read = self.order.last() != Some(&out)
+            && self
+                .order
+                .iter()
+                .any(|&n| self.nodes[n].inputs.contains(&out));
         let (z, _) = self.run(bound, x, out, read)?;
         let activation = self.nodes[out].activation().unwrap_or(Activation::Identity);
         Ok(Outputs::new(z, activation))
@@ -1102,19 +1104,26 @@ impl<E: Float> Network<E> {
         target: NodeId,
         activate: bool,
     ) -> Result<(Var<'t, E>, Var<'t, E>)> {
-        self.check_input("forward", &x.shape())?;
+        // The shape is read axis by axis: `check_input` wants a slice, and `Var::shape`
+        // copies one.
+        if x.rank() != 2 || x.dim(1) != Some(self.input_width()) {
+            self.check_input("forward", &x.shape())?;
+        }
         if target == self.input {
             return Ok((x, x));
         }
-        // Node outputs by id, inline for small networks (no allocation per step).
-        let mut values: SmallVec<[(NodeId, Var<'t, E>); 8]> = SmallVec::new();
-        values.push((self.input, x));
-        let value_of = |values: &[(NodeId, Var<'t, E>)], id: NodeId| {
-            values
+        // Node outputs in `order`'s order (`values[i]` is `order[i]`'s), inline for small
+        // networks (no allocation per step).
+        let mut values: SmallVec<[Var<'t, E>; 8]> = SmallVec::new();
+        values.push(x);
+        let order = &self.order;
+        // Searched from the newest: a chain's node reads the one just before it.
+        let value_of = |values: &[Var<'t, E>], id: NodeId| {
+            let at = order[..values.len()]
                 .iter()
-                .find(|(n, _)| *n == id)
-                .map(|(_, v)| *v)
-                .expect("inputs are evaluated before the nodes that read them")
+                .rposition(|&n| n == id)
+                .expect("inputs are evaluated before the nodes that read them");
+            values[at]
         };
         let param = |p: ParamId| {
             bound.var(p).ok_or_else(|| NnError::Node {
@@ -1154,7 +1163,7 @@ impl<E: Float> Network<E> {
                     if id != target
                         && let Some(a) = activation.dense_var(input, w, b)?
                     {
-                        values.push((id, a));
+                        values.push(a);
                         continue;
                     }
                     (input.linear(w, b)?, Some(activation))
@@ -1197,7 +1206,7 @@ impl<E: Float> Network<E> {
             if id == target {
                 return Ok((z, a));
             }
-            values.push((id, a));
+            values.push(a);
         }
         unreachable!("the target is one of the nodes in order")
     }

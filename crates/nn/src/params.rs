@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use slotmap::{SlotMap, new_key_type};
+use slotmap::{Key, SlotMap, new_key_type};
 use smallvec::SmallVec;
 use tapegrad_autodiff::{Gradients, Tape, Var};
 use tapegrad_tensor::{Float, Tensor};
@@ -564,7 +564,23 @@ impl<'t, E: Float> Bound<'t, E> {
     /// assert!(bound.var(other).is_none());
     /// ```
     pub fn var(&self, id: ParamId) -> Option<Var<'t, E>> {
-        self.pairs().find(|(p, _)| *p == id).map(|(_, v)| *v)
+        self.pair(id).map(|(_, v)| *v)
+    }
+
+    /// The pair of a parameter. Both ways of binding push a store's parameters in store order,
+    /// and a store never removes one, so a parameter's pair sits at its slot index less one
+    /// (slot maps hand out slots in order, after a sentinel): that pair is tried first, and
+    /// the rest searched when it holds another id (vars bound by hand, another store's id).
+    fn pair(&self, id: ParamId) -> Option<&(ParamId, Var<'t, E>)> {
+        let at = (id.key.data().as_ffi() as u32 as usize).wrapping_sub(1);
+        let hinted = match self.inline.get(at) {
+            Some(slot) => slot.as_ref(),
+            None => self.more.get(at.wrapping_sub(INLINE)),
+        };
+        match hinted {
+            Some(pair) if pair.0 == id => Some(pair),
+            _ => self.pairs().find(|(p, _)| *p == id),
+        }
     }
 
     /// The tape leaf bound to a parameter, or an error naming the id.
@@ -675,7 +691,7 @@ impl<'t, E: Float> std::ops::Index<ParamId> for Bound<'t, E> {
     /// When the parameter is not bound here (use [`Bound::get`] for an error).
     #[track_caller]
     fn index(&self, id: ParamId) -> &Var<'t, E> {
-        match self.pairs().find(|(p, _)| *p == id) {
+        match self.pair(id) {
             Some((_, v)) => v,
             None => panic!("{id:?} is not bound here (a parameter of another store?)"),
         }

@@ -6,7 +6,7 @@ use tapegrad_autodiff::{Tape, Var, gradcheck};
 use tapegrad_nn::data::{self, Standardizer};
 use tapegrad_nn::{
     Activation, ConfusionMatrix, Dataset, Init, Loss, Model, Network, NodeId, NodeKind, Optimizer,
-    OptimizerKind, ParamGrads, ParamStore, TrainConfig, train,
+    OptimizerKind, ParamGrads, ParamId, ParamStore, TrainConfig, train,
 };
 use tapegrad_tensor::Tensor;
 
@@ -639,5 +639,75 @@ fn hidden_layers_are_fused_nodes_with_the_gradients_of_two() {
         for (x, y) in a.as_slice().iter().zip(b.as_slice()) {
             assert_eq!(x.to_bits(), y.to_bits());
         }
+    }
+}
+
+/// `forward_bound` reads the input's shape axis by axis; a wrong rank or width is still the
+/// error naming both shapes.
+#[test]
+fn forward_bound_refuses_inputs_of_the_wrong_shape() {
+    let mut rng = StdRng::seed_from_u64(2);
+    let net = Network::<f32>::mlp(&[3, 4, 2], &mut rng);
+    let tape = Tape::new();
+    let bound = net.bind(&tape);
+    for shape in [&[5, 2][..], &[3][..], &[2, 3, 1][..], &[5, 4][..]] {
+        let x = tape.constant(Tensor::zeros(shape));
+        let err = net.forward_bound(&bound, x).unwrap_err().to_string();
+        assert!(
+            err.contains("inputs of shape [batch, 3]") && err.contains(&format!("{shape:?}")),
+            "{shape:?}: {err}"
+        );
+    }
+    let ok = net.forward_bound(&bound, tape.constant(Tensor::zeros(&[5, 3])));
+    assert_eq!(ok.unwrap().logits.shape().as_slice(), &[5, 2]);
+}
+
+/// `Bound` finds a parameter's leaf at its position in the store first; ids that are not
+/// there (another store's, whose positions coincide; vars bound by hand in another order
+/// through a second store) are still found, or not, by search. Forty parameters: past the
+/// sixteen held inline.
+#[test]
+fn bound_finds_every_parameter_and_only_its_own() {
+    let mut params = ParamStore::<f64>::new();
+    let mut other = ParamStore::<f64>::new();
+    let ids: Vec<ParamId> = (0..40)
+        .map(|i| params.insert(format!("p{i}"), Tensor::full(&[1 + i % 3], i as f64)))
+        .collect();
+    let foreign: Vec<ParamId> = (0..40)
+        .map(|i| other.insert(format!("p{i}"), Tensor::zeros(&[1])))
+        .collect();
+    let tape = Tape::new();
+    let bound = params.bind(&tape);
+    for (i, &id) in ids.iter().enumerate() {
+        let v = bound.var(id).unwrap();
+        assert_eq!(v.label().as_deref(), Some(format!("p{i}").as_str()));
+        assert_eq!(v.value().as_slice()[0], i as f64);
+        assert_eq!(bound[id].index(), v.index());
+        assert_eq!(bound.get(id).unwrap().index(), v.index());
+    }
+    for &id in &foreign {
+        assert!(bound.var(id).is_none());
+        assert!(bound.get(id).is_err());
+    }
+    // bind_vars: the given vars, by store order, whatever their order on the tape.
+    let values: Vec<Tensor<f64>> = params.iter().map(|(_, p)| p.value().clone()).collect();
+    let mut vars: Vec<_> = values.into_iter().rev().map(|t| tape.var(t)).collect();
+    vars.reverse();
+    assert!(vars[0].index() > vars[39].index());
+    let by_hand = params.bind_vars(&vars).unwrap();
+    for (i, &id) in ids.iter().enumerate() {
+        assert_eq!(by_hand[id].index(), vars[i].index());
+    }
+    let grads = bound
+        .backward(
+            ids.iter()
+                .map(|&id| bound[id].sum())
+                .reduce(|a, b| a + b)
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(grads.len(), 40);
+    for (i, &id) in ids.iter().enumerate() {
+        assert_eq!(grads[id].len(), 1 + i % 3);
     }
 }

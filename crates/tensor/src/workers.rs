@@ -148,6 +148,8 @@ pub fn par_chunk_len(len: usize, min_per_thread: usize) -> usize {
 /// });
 /// assert_eq!((a[49_999], b[49_999]), (3.0, 4.0));
 /// ```
+// Inlined: one chunk (most calls) then runs `f` in the caller, and only a split calls out.
+#[inline]
 pub fn par_chunks_mut_by<T: Send>(data: &mut [T], per: usize, f: impl Fn(usize, &mut [T]) + Sync) {
     if per == 0 || per >= data.len() {
         f(0, data);
