@@ -477,7 +477,9 @@ impl<E: Float> Optimizer<E> {
                 };
                 // Split over the worker threads when large: each element alike wherever it is.
                 let gs = g.as_slice();
-                par_chunks_mut(p.as_mut_slice(), PAR_MIN_CHEAP, |start, part| {
+                // `move`: the closure holds its own copies of the rates, so the vectorized
+                // loop need not check that writing the parameter leaves them unchanged.
+                par_chunks_mut(p.as_mut_slice(), PAR_MIN_CHEAP, move |start, part| {
                     for (pv, &gv) in part.iter_mut().zip(&gs[start..]) {
                         *pv -= lr_e * (gv + wd * *pv);
                     }
