@@ -163,6 +163,8 @@ pub struct MlpTapegrad {
     /// The labels as a `[batch, 1]` tensor for a one-output network's BCE, made once as `x`
     /// is (the floor reads the labels directly).
     pub targets: Arc<Tensor<f32>>,
+    /// One output: the loss is BCE from logits (else softmax cross-entropy).
+    pub binary: bool,
     pub optimizer: Optimizer<f32>,
     pub lr: f32,
 }
@@ -181,6 +183,7 @@ impl MlpTapegrad {
             x,
             labels,
             targets,
+            binary: sizes.last() == Some(&1),
             optimizer: Optimizer::new(OptimizerKind::sgd()).expect("sgd"),
             lr,
         }
@@ -199,7 +202,7 @@ impl MlpTapegrad {
         let bound = self.net.bind(tape);
         let x = tape.constant_shared(Arc::clone(&self.x));
         let out = self.net.forward_bound(&bound, x).expect("shapes fit");
-        let loss = if out.logits.dim(1) == Some(1) {
+        let loss = if self.binary {
             let t = tape.constant_shared(Arc::clone(&self.targets));
             out.logits
                 .binary_cross_entropy_with_logits(t)

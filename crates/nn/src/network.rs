@@ -1104,11 +1104,8 @@ impl<E: Float> Network<E> {
         target: NodeId,
         activate: bool,
     ) -> Result<(Var<'t, E>, Var<'t, E>)> {
-        // The shape is read axis by axis: `check_input` wants a slice, and `Var::shape`
-        // copies one.
-        if x.rank() != 2 || x.dim(1) != Some(self.input_width()) {
-            self.check_input("forward", &x.shape())?;
-        }
+        // The shape read in place (`Var::shape` copies it).
+        x.with_value(|v| self.check_input("forward", v.shape()))?;
         if target == self.input {
             return Ok((x, x));
         }
