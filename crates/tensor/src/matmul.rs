@@ -993,20 +993,34 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The shape of `self W + b`, or the error naming the three shapes.
+    /// Inlined into every layer's step: the error is built out of line, and `b`'s shape is
+    /// compared by its length and element (`!=` on slices calls `memcmp`).
+    #[inline]
     fn linear_shape(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Shape> {
         let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
         let r = xs.len();
-        if r < 2 || ws.len() != 2 || xs[r - 1] != ws[0] || bs != [ws[1]] {
-            return Err(TensorError::Invalid {
-                op: "linear",
-                reason: format!(
-                    "expected x [..., k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
-                ),
-            });
+        let fits = r >= 2
+            && ws.len() == 2
+            && xs[r - 1] == ws[0]
+            && bs.len() == 1
+            && bs[0] == ws[1];
+        if !fits {
+            return Err(linear_shapes_error(xs, ws, bs));
         }
         let mut shape: Shape = crate::tensor::shape_of(xs);
         shape[r - 1] = ws[1];
         Ok(shape)
+    }
+}
+
+/// [`Tensor::linear`]'s error for shapes that do not fit, naming all three.
+#[cold]
+fn linear_shapes_error(xs: &[usize], ws: &[usize], bs: &[usize]) -> TensorError {
+    TensorError::Invalid {
+        op: "linear",
+        reason: format!(
+            "expected x [..., k], w [k, m] and b [m], got x {xs:?}, w {ws:?} and b {bs:?}"
+        ),
     }
 }
 
