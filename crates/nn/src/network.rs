@@ -31,6 +31,46 @@ pub struct NodeId {
     key: NodeKey,
 }
 
+/// The value of node `id` during a forward walk: `values[i]` is the value of `order[i]`.
+/// Searched from the newest, as a chain's node reads the one just before it.
+#[inline]
+fn value_at<'t, E: Float>(order: &[NodeId], values: &[Var<'t, E>], id: NodeId) -> Var<'t, E> {
+    let at = order[..values.len()]
+        .iter()
+        .rposition(|&n| n == id)
+        .expect("inputs are evaluated before the nodes that read them");
+    values[at]
+}
+
+/// A node's input during a forward walk: its one input's value (a chain's node), or its inputs'
+/// values joined along the features ([`joined_inputs`]). Always inlined: the walk of a small
+/// network calls it once a node, and a call costs as much as the read.
+#[inline(always)]
+fn node_input<'t, E: Float>(
+    order: &[NodeId],
+    values: &[Var<'t, E>],
+    inputs: &[NodeId],
+) -> Result<Var<'t, E>> {
+    match *inputs {
+        [one] => Ok(value_at(order, values, one)),
+        _ => joined_inputs(order, values, inputs),
+    }
+}
+
+/// Several inputs' values joined along the features, pushed one by one (`collect` goes
+/// through SmallVec's generic `extend`).
+fn joined_inputs<'t, E: Float>(
+    order: &[NodeId],
+    values: &[Var<'t, E>],
+    inputs: &[NodeId],
+) -> Result<Var<'t, E>> {
+    let mut parts: SmallVec<[Var<'t, E>; 4]> = SmallVec::new();
+    for &i in inputs {
+        parts.push(value_at(order, values, i));
+    }
+    Ok(Var::concat(&parts, 1)?)
+}
+
 /// The nodes of one network, by id; ids of other networks find nothing.
 #[derive(Debug, Clone)]
 struct Nodes {
@@ -1113,15 +1153,8 @@ impl<E: Float> Network<E> {
         // networks (no allocation per step).
         let mut values: SmallVec<[Var<'t, E>; 8]> = SmallVec::new();
         values.push(x);
-        let order = &self.order;
-        // Searched from the newest: a chain's node reads the one just before it.
-        let value_of = |values: &[Var<'t, E>], id: NodeId| {
-            let at = order[..values.len()]
-                .iter()
-                .rposition(|&n| n == id)
-                .expect("inputs are evaluated before the nodes that read them");
-            values[at]
-        };
+        let order = &self.order[..];
+        let value_of = |values: &[Var<'t, E>], id: NodeId| value_at(order, values, id);
         let param = |p: ParamId| {
             bound.var(p).ok_or_else(|| NnError::Node {
                 op: "forward",
@@ -1130,18 +1163,7 @@ impl<E: Float> Network<E> {
         };
         for &id in &self.order[1..] {
             let node = &self.nodes[id];
-            // Pushed one by one (`collect` goes through SmallVec's generic `extend`).
-            let mut parts: SmallVec<[Var<'t, E>; 4]> = SmallVec::new();
-            for &i in &node.inputs {
-                parts.push(value_of(&values, i));
-            }
-            let joined = |parts: &[Var<'t, E>]| -> Result<Var<'t, E>> {
-                Ok(if parts.len() == 1 {
-                    parts[0]
-                } else {
-                    Var::concat(parts, 1)?
-                })
-            };
+            let is_target = id == target;
             let (z, activation) = match node.kind {
                 NodeKind::Input => unreachable!("the input is not in order[1..]"),
                 NodeKind::Neuron {
@@ -1154,21 +1176,23 @@ impl<E: Float> Network<E> {
                     bias,
                     activation,
                 } => {
-                    let (input, w, b) = (joined(&parts)?, param(weight)?, param(bias)?);
+                    let (input, w, b) = (
+                        node_input(order, &values, &node.inputs)?,
+                        param(weight)?,
+                        param(bias)?,
+                    );
                     // A hidden layer's value is its activation: one fused node where the
                     // activation has one (the target's own value before it may be asked for).
-                    if id != target
-                        && let Some(a) = activation.dense_var(input, w, b)?
-                    {
+                    if !is_target && let Some(a) = activation.dense_var(input, w, b)? {
                         values.push(a);
                         continue;
                     }
                     (input.linear(w, b)?, Some(activation))
                 }
                 NodeKind::Sum => {
-                    let mut acc = parts[0];
-                    for &p in &parts[1..] {
-                        acc = acc + p;
+                    let mut acc = value_of(&values, node.inputs[0]);
+                    for &i in &node.inputs[1..] {
+                        acc = acc + value_of(&values, i);
                     }
                     (acc, None)
                 }
@@ -1179,7 +1203,9 @@ impl<E: Float> Network<E> {
                         .iter()
                         .map(|&p| param(p))
                         .collect::<Result<SmallVec<[Var<'t, E>; 4]>>>()?;
-                    let y = entry.node.forward(&vars, joined(&parts)?)?;
+                    let y = entry
+                        .node
+                        .forward(&vars, node_input(order, &values, &node.inputs)?)?;
                     let want = [y.shape().first().copied().unwrap_or(0), node.width];
                     if y.shape().as_slice() != want {
                         return Err(NnError::Node {
@@ -1197,10 +1223,10 @@ impl<E: Float> Network<E> {
                 }
             };
             let a = match activation {
-                Some(act) if id != target || activate => act.apply_var(z)?,
+                Some(act) if !is_target || activate => act.apply_var(z)?,
                 _ => z,
             };
-            if id == target {
+            if is_target {
                 return Ok((z, a));
             }
             values.push(a);

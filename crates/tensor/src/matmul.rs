@@ -999,11 +999,7 @@ impl<E: Float> Tensor<E> {
     fn linear_shape(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Shape> {
         let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
         let r = xs.len();
-        let fits = r >= 2
-            && ws.len() == 2
-            && xs[r - 1] == ws[0]
-            && bs.len() == 1
-            && bs[0] == ws[1];
+        let fits = r >= 2 && ws.len() == 2 && xs[r - 1] == ws[0] && bs.len() == 1 && bs[0] == ws[1];
         if !fits {
             return Err(linear_shapes_error(xs, ws, bs));
         }
