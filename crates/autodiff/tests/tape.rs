@@ -922,3 +922,42 @@ fn every_route_of_a_scalar_binary_node_matches_the_tensor_path() {
     let expect = 2.0 * x * (1.0 - (x * x).tanh().powi(2));
     assert!((f64::from_bits(twice[1]) - expect).abs() < 1e-15);
 }
+
+/// A one-element input's gradient, summed from its output's shape (`broadcast_to`'s backward, a
+/// one-output layer's bias), is `Tensor::sum_to`'s to the bit, signed zeros included: the
+/// element itself where the shapes agree (a -0 stays -0), the sum of every element where they
+/// do not (a lone -0 sums to +0).
+#[test]
+fn a_one_element_inputs_reduced_gradient_is_sum_tos_to_the_bit() {
+    let cases: [(&[usize], &[usize], Vec<f64>); 6] = [
+        (&[1], &[1], vec![-0.0]),
+        (&[1], &[1, 1], vec![-0.0]),
+        (&[], &[], vec![-0.0]),
+        (&[], &[3], vec![-0.0, -0.0, -0.0]),
+        (&[1], &[3], vec![0.1, 0.2, -0.7]),
+        (&[1, 1], &[2, 3], vec![1e16, 1.0, -1e16, 3.0, -0.0, 2.5]),
+    ];
+    for (x_shape, out_shape, upstream) in cases {
+        let w = Tensor::from_vec(upstream, out_shape).unwrap();
+        let expect = w.sum_to(x_shape).unwrap().to_vec()[0].to_bits();
+        let tape = Tape::<f64>::new();
+        let x = tape.var(Tensor::full(x_shape, 0.5));
+        let y = x.broadcast_to(out_shape).unwrap();
+        let loss = y.mul(tape.constant(w.clone())).unwrap().sum();
+        let got = tape.backward(loss).unwrap()[x].to_vec()[0].to_bits();
+        assert_eq!(got, expect, "broadcast_to {x_shape:?} -> {out_shape:?}");
+    }
+    // The bias of a layer with one output: its gradient sums the rows' ([n, 1] -> [1]).
+    for upstream in [vec![-0.0f64], vec![-0.0, -0.0], vec![0.1, 0.2, -0.7, 1e-17]] {
+        let n = upstream.len();
+        let w = Tensor::from_vec(upstream, &[n, 1]).unwrap();
+        let expect = w.sum_to(&[1]).unwrap().to_vec()[0].to_bits();
+        let tape = Tape::<f64>::new();
+        let b = tape.var(Tensor::full(&[1], 0.5));
+        let x = tape.constant(Tensor::ones(&[n, 2]));
+        let z = x.linear(tape.var(Tensor::ones(&[2, 1])), b).unwrap();
+        let loss = z.mul(tape.constant(w.clone())).unwrap().sum();
+        let got = tape.backward(loss).unwrap()[b].to_vec()[0].to_bits();
+        assert_eq!(got, expect, "linear's bias, {n} rows");
+    }
+}
