@@ -993,9 +993,10 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The shape of `self W + b`, or the error naming the three shapes.
-    /// Inlined into every layer's step: the error is built out of line, and `b`'s shape is
-    /// compared by its length and element (`!=` on slices calls `memcmp`).
-    #[inline]
+    /// Inlined into every layer's step (a call cost as much as the check): the error is built
+    /// out of line, and `b`'s shape is compared by its length and element (`!=` on slices
+    /// calls `memcmp`).
+    #[inline(always)]
     fn linear_shape(&self, w: &Tensor<E>, b: &Tensor<E>) -> Result<Shape> {
         let (xs, ws, bs) = (self.shape(), w.shape(), b.shape());
         let r = xs.len();
