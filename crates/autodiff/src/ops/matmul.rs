@@ -90,15 +90,14 @@ pub(super) fn accumulate_product<E: Float>(
     if !ctx.wants(k) {
         return Ok(());
     }
-    let target = ctx.input(k).shape();
     if x.rank() == 2 && y.rank() == 2 {
-        if let Some(acc) = ctx.slot(k) {
-            gemm_into(x, tx, y, ty, E::ONE, E::ONE, acc)?;
-            return Ok(());
+        match ctx.slot(k) {
+            Some(acc) => gemm_into(x, tx, y, ty, E::ONE, E::ONE, acc)?,
+            slot @ None => *slot = Some(x.matmul_t(tx, y, ty)?),
         }
-        *ctx.slot(k) = Some(x.matmul_t(tx, y, ty)?);
         return Ok(());
     }
+    let target = ctx.input(k).shape();
     let (rx, ry) = (x.rank(), y.rank());
     let shared = tx == Transpose::Yes
         && ty == Transpose::No
@@ -108,13 +107,14 @@ pub(super) fn accumulate_product<E: Float>(
     if shared {
         // A weight shared by the batch: x^T y summed over the batch is one product over all
         // batch rows.
-        if let Some(acc) = ctx.slot(k) {
-            gemm_tn_batch_sum_into(x, y, E::ONE, E::ONE, acc)?;
-            return Ok(());
+        match ctx.slot(k) {
+            Some(acc) => gemm_tn_batch_sum_into(x, y, E::ONE, E::ONE, acc)?,
+            slot @ None => {
+                let mut t = Tensor::zeros(target);
+                gemm_tn_batch_sum_into(x, y, E::ONE, E::ZERO, &mut t)?;
+                *slot = Some(t);
+            }
         }
-        let mut t = Tensor::zeros(target);
-        gemm_tn_batch_sum_into(x, y, E::ONE, E::ZERO, &mut t)?;
-        *ctx.slot(k) = Some(t);
         return Ok(());
     }
     let full = x.matmul_t(tx, y, ty)?;
