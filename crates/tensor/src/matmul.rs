@@ -993,6 +993,7 @@ impl<E: Float> Tensor<E> {
     }
 
     /// The shape of `self W + b`, or the error naming the three shapes.
+    ///
     /// Inlined into every layer's step (a call cost as much as the check): the error is built
     /// out of line, and `b`'s shape is compared by its length and element (`!=` on slices
     /// calls `memcmp`).
