@@ -1005,9 +1005,20 @@ impl<E: Float> Tensor<E> {
         if !fits {
             return Err(linear_shapes_error(xs, ws, bs));
         }
-        let mut shape: Shape = crate::tensor::shape_of(xs);
-        shape[r - 1] = ws[1];
-        Ok(shape)
+        // Built whole from x's leading axes and w's columns, rather than copied from x's shape
+        // and then changed: a copy of the result reads the changed element back at once, and a
+        // load that spans an earlier store stalls.
+        let m = ws[1];
+        Ok(match *xs {
+            [a, _] => SmallVec::from_buf_and_len([a, m, 0, 0], 2),
+            [a, b, _] => SmallVec::from_buf_and_len([a, b, m, 0], 3),
+            [a, b, c, _] => SmallVec::from_buf_and_len([a, b, c, m], 4),
+            _ => {
+                let mut shape = Shape::from_slice(xs);
+                shape[r - 1] = m;
+                shape
+            }
+        })
     }
 }
 
