@@ -1154,7 +1154,6 @@ impl<E: Float> Network<E> {
         let mut values: SmallVec<[Var<'t, E>; 8]> = SmallVec::new();
         values.push(x);
         let order = &self.order[..];
-        let value_of = |values: &[Var<'t, E>], id: NodeId| value_at(order, values, id);
         let param = |p: ParamId| {
             bound.var(p).ok_or_else(|| NnError::Node {
                 op: "forward",
@@ -1190,9 +1189,9 @@ impl<E: Float> Network<E> {
                     (input.linear(w, b)?, Some(activation))
                 }
                 NodeKind::Sum => {
-                    let mut acc = value_of(&values, node.inputs[0]);
+                    let mut acc = value_at(order, &values, node.inputs[0]);
                     for &i in &node.inputs[1..] {
-                        acc = acc + value_of(&values, i);
+                        acc = acc + value_at(order, &values, i);
                     }
                     (acc, None)
                 }
