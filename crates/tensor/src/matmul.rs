@@ -328,13 +328,19 @@ const PARALLEL_MIN_MACS: usize = 1 << 22;
 /// about one element per cycle.
 const PACK_MACS: usize = 32;
 
-/// A product's work in multiply-adds, packing included. A thin product (few columns, as a
-/// 10-class output layer's `[512, 256] x [256, 10]`, or few rows) spends most of its time
-/// packing its large operand, in kernels whose lanes are mostly padding: 1.3M multiply-adds
-/// take as long as 5M of a square product. Its large operand is cut in two when it splits, so
-/// the split pays for it as for a square product of that work.
+/// A product's work in multiply-adds, packing and writing the output included. A thin product
+/// (few columns, as a 10-class output layer's `[512, 256] x [256, 10]`, or few rows) spends
+/// most of its time packing its large operand, in kernels whose lanes are mostly padding: 1.3M
+/// multiply-adds take as long as 5M of a square product. Its large operand is cut in two when
+/// it splits, so the split pays for it as for a square product of that work.
 fn split_work(m: usize, k: usize, n: usize) -> usize {
-    let packed = m.saturating_mul(k).saturating_add(k.saturating_mul(n));
+    // The output is written as the operands are packed, an element at a time: a product with a
+    // short inner size (an output layer's input gradient, `[512, 10] x [10, 256]`) is mostly
+    // that writing.
+    let packed = m
+        .saturating_mul(k)
+        .saturating_add(k.saturating_mul(n))
+        .saturating_add(m.saturating_mul(n));
     m.saturating_mul(n)
         .saturating_mul(k)
         .saturating_add(packed.saturating_mul(PACK_MACS))
@@ -1195,6 +1201,10 @@ mod split_tests {
         assert!(splits(256, 512, 10));
         // A batch of four through a 784 x 256 layer: packing the weight is the product's cost.
         assert!(splits(4, 784, 256));
+        // The output layer's input gradient at batch 512 (an inner size of 10): writing its
+        // 131k outputs is the product's cost. At batch 64 it stays on one thread.
+        assert!(splits(512, 10, 256));
+        assert!(!splits(64, 10, 256));
         // What split before still splits.
         assert!(splits(64, 784, 256));
         // A batch of small square products' rows (a shared 32 x 32 weight): 1M multiply-adds
