@@ -936,10 +936,8 @@ impl<'a, E: Float> BackwardCtx<'a, E> {
         if self.single(k) {
             // `sum_to`'s number without its checks (the forward checked that the shapes
             // broadcast): the element itself where the shapes agree, else the sum of every
-            // element. Shapes compared element by element (`==` on slices calls `memcmp`).
-            let same =
-                t.shape().len() == shape.len() && t.shape().iter().zip(shape).all(|(a, b)| a == b);
-            let total = if same {
+            // element.
+            let total = if t.shape() == shape {
                 t.as_slice()[0]
             } else {
                 t.sum().as_slice()[0]
