@@ -74,13 +74,57 @@ impl Window {
         }
     }
 
-    /// For output position (oy, ox) and kernel offset (i, j): the input pixel, or `None` in the
-    /// padding.
+    /// For output row `oy` and kernel row `i`: the input row, or `None` in the padding.
     #[inline]
-    fn pixel(&self, oy: usize, ox: usize, i: usize, j: usize) -> Option<(usize, usize)> {
-        let y = (oy * self.sh + i).checked_sub(self.ph)?;
-        let x = (ox * self.sw + j).checked_sub(self.pw)?;
-        (y < self.h && x < self.w).then_some((y, x))
+    fn input_row(&self, oy: usize, i: usize) -> Option<usize> {
+        (oy * self.sh + i)
+            .checked_sub(self.ph)
+            .filter(|&y| y < self.h)
+    }
+
+    /// For kernel column `j`: the output columns `lo..hi` whose input column
+    /// `ox sw + j - pw` is inside the image (the others read the padding), with `lo <= hi`.
+    #[inline]
+    fn output_columns(&self, j: usize) -> (usize, usize) {
+        let lo = self.pw.saturating_sub(j).div_ceil(self.sw);
+        // `w + pw` fits: the padded width was checked when the window was made.
+        let hi = (self.w + self.pw)
+            .saturating_sub(j)
+            .div_ceil(self.sw)
+            .min(self.wo);
+        (lo.min(hi), hi)
+    }
+
+    /// One image's columns `[c kh kw, ho wo]` added into its `[c, h, w]` pixels: each pixel
+    /// gets the sum over the windows that saw it, in the same order for every caller (channel,
+    /// kernel row, kernel column, output row, output column), so the same bits.
+    fn col2im_image<E: Float>(&self, src: &[E], dst: &mut [E]) {
+        let cols = self.ho * self.wo;
+        for ch in 0..self.c {
+            let plane = &mut dst[ch * self.h * self.w..(ch + 1) * self.h * self.w];
+            for i in 0..self.kh {
+                for j in 0..self.kw {
+                    let row = (ch * self.kh + i) * self.kw + j;
+                    let line = &src[row * cols..(row + 1) * cols];
+                    let (lo, hi) = self.output_columns(j);
+                    if lo == hi {
+                        continue;
+                    }
+                    // The first valid output column's input column; the others follow by sw.
+                    let x0 = lo * self.sw + j - self.pw;
+                    for oy in 0..self.ho {
+                        let Some(y) = self.input_row(oy, i) else {
+                            continue;
+                        };
+                        let out = &line[oy * self.wo + lo..oy * self.wo + hi];
+                        let pixels = &mut plane[y * self.w + x0..(y + 1) * self.w];
+                        for (p, &v) in pixels.iter_mut().step_by(self.sw).zip(out) {
+                            *p += v;
+                        }
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -104,30 +148,57 @@ impl<E: Float> Tensor<E> {
         let cols = g.ho * g.wo;
         let shape = [g.n, rows, cols];
         let n = crate::tensor::checked_numel("im2col", &shape)?;
-        let mut out = Tensor::try_zeros(&shape).map_err(|_| TensorError::Alloc {
-            op: "im2col",
-            shape: shape.to_vec(),
-            bytes: n as u128 * size_of::<E>() as u128,
-        })?;
-        let (src, dst) = (self.as_slice(), out.as_mut_slice());
-        for b in 0..g.n {
-            for ch in 0..g.c {
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        let row = (ch * g.kh + i) * g.kw + j;
-                        let line = &mut dst[(b * rows + row) * cols..(b * rows + row + 1) * cols];
-                        for oy in 0..g.ho {
-                            for ox in 0..g.wo {
-                                if let Some((y, x)) = g.pixel(oy, ox, i, j) {
-                                    line[oy * g.wo + ox] =
-                                        src[((b * g.c + ch) * g.h + y) * g.w + x];
-                                }
-                            }
-                        }
+        if n == 0 {
+            return Tensor::try_zeros(&shape);
+        }
+        // Every element is written once, the padding's zeros included, so the 9x larger
+        // result is not zero-filled first.
+        let mut buf: Vec<E> = crate::pool::try_take(n, "im2col", &shape)?;
+        let dst = &mut buf.spare_capacity_mut()[..n];
+        let (src, plane_len) = (self.as_slice(), g.h * g.w);
+        let zero = |out: &mut [std::mem::MaybeUninit<E>]| {
+            out.iter_mut().for_each(|o| {
+                o.write(E::ZERO);
+            });
+        };
+        // The lines (one per image and window offset) tile `dst`, and the output rows tile each
+        // line: every output row is written in full below.
+        for (at, line) in dst.chunks_exact_mut(cols).enumerate() {
+            let (b, row) = (at / rows, at % rows);
+            let (ch, i, j) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
+            let plane = &src[(b * g.c + ch) * plane_len..(b * g.c + ch + 1) * plane_len];
+            // Output columns outside lo..hi read the padding.
+            let (lo, hi) = g.output_columns(j);
+            for (oy, out) in line.chunks_exact_mut(g.wo).enumerate() {
+                let y = g.input_row(oy, i).filter(|_| lo < hi);
+                let Some(y) = y else {
+                    zero(out);
+                    continue;
+                };
+                let pixels = &plane[y * g.w..(y + 1) * g.w];
+                let x0 = lo * g.sw + j - g.pw;
+                zero(&mut out[..lo]);
+                if g.sw == 1 {
+                    // Sliced to the same length as `out[lo..hi]` (or a panic), so each is written.
+                    for (o, &v) in out[lo..hi].iter_mut().zip(&pixels[x0..x0 + hi - lo]) {
+                        o.write(v);
+                    }
+                } else {
+                    for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                        o.write(pixels[x0 + k * g.sw]);
                     }
                 }
+                zero(&mut out[hi..]);
             }
         }
+        // SAFETY: the loop above wrote every element of the first n (the lines tile them, the
+        // output rows tile each line, and each row is written in full: zeros, the copied
+        // range, zeros); a panic inside it leaves `buf` empty.
+        unsafe { buf.set_len(n) };
+        let out = Tensor::from_parts(
+            crate::tensor::Storage::from_vec(buf),
+            crate::tensor::shape_of(&shape),
+        );
         Ok(out)
     }
 
@@ -156,23 +227,14 @@ impl<E: Float> Tensor<E> {
             });
         }
         let mut out = Tensor::try_zeros(shape)?;
-        let (src, dst) = (self.as_slice(), out.as_mut_slice());
-        for b in 0..g.n {
-            for ch in 0..g.c {
-                for i in 0..g.kh {
-                    for j in 0..g.kw {
-                        let row = (ch * g.kh + i) * g.kw + j;
-                        let line = &src[(b * rows + row) * cols..(b * rows + row + 1) * cols];
-                        for oy in 0..g.ho {
-                            for ox in 0..g.wo {
-                                if let Some((y, x)) = g.pixel(oy, ox, i, j) {
-                                    dst[((b * g.c + ch) * g.h + y) * g.w + x] +=
-                                        line[oy * g.wo + ox];
-                                }
-                            }
-                        }
-                    }
-                }
+        let image = g.c * g.h * g.w;
+        if image > 0 && rows * cols > 0 {
+            for (src, dst) in self
+                .as_slice()
+                .chunks_exact(rows * cols)
+                .zip(out.as_mut_slice().chunks_exact_mut(image))
+            {
+                g.col2im_image(src, dst);
             }
         }
         Ok(out)
@@ -293,13 +355,22 @@ impl<E: Float> Tensor<E> {
             }
             Tensor::from_vec(db, &[o])
         });
-        let dw = if want_w {
-            let mut dw = Tensor::try_zeros(ws)?;
-            for i in 0..g.n {
-                let (gi, col) = (
-                    &gs[i * o * l..(i + 1) * o * l],
-                    &cs[i * ckk * l..(i + 1) * ckk * l],
-                );
+        let mut dw = want_w.then(|| Tensor::try_zeros(ws)).transpose()?;
+        let mut dx = want_x.then(|| Tensor::try_zeros(x_shape)).transpose()?;
+        // One image's input gradient as columns, reused for every image: each is summed into
+        // the image's pixels (col2im) while it is still in cache, instead of all images'
+        // columns (as large as the forward's) being written out and read back.
+        let mut dcol = want_x.then(|| Tensor::try_zeros(&[ckk, l])).transpose()?;
+        let image = g.c * g.h * g.w;
+        // Image by image, so that its upstream gradient is read from cache by the second
+        // product. Each image's pixels are its own, and the weight gradient accumulates over
+        // the images in order: the same bits as one pass per gradient.
+        for i in 0..g.n {
+            let (gi, col) = (
+                &gs[i * o * l..(i + 1) * o * l],
+                &cs[i * ckk * l..(i + 1) * ckk * l],
+            );
+            if let Some(dw) = &mut dw {
                 let beta = if i == 0 { E::ZERO } else { E::ONE };
                 // [o, l] x [c kh kw, l]^T, accumulated over the images.
                 gemm_slices(
@@ -313,25 +384,13 @@ impl<E: Float> Tensor<E> {
                     dw.as_mut_slice(),
                 );
             }
-            Some(dw)
-        } else {
-            None
-        };
-        let dx = if want_x {
-            let mut dcols = Tensor::try_zeros(cols.shape())?;
-            for (i, dcol) in dcols
-                .as_mut_slice()
-                .chunks_exact_mut((ckk * l).max(1))
-                .enumerate()
-            {
-                let gi = &gs[i * o * l..(i + 1) * o * l];
+            if let (Some(dx), Some(dcol)) = (&mut dx, &mut dcol) {
                 // [o, c kh kw]^T x [o, l].
+                let dcol = dcol.as_mut_slice();
                 gemm_slices((ckk, o, l), E::ONE, w, (1, ckk), gi, (l, 1), E::ZERO, dcol);
+                g.col2im_image(dcol, &mut dx.as_mut_slice()[i * image..(i + 1) * image]);
             }
-            Some(dcols.col2im(x_shape, (ws[2], ws[3]), stride, padding)?)
-        } else {
-            None
-        };
+        }
         Ok((dx, dw, db.transpose()?))
     }
 

@@ -850,6 +850,148 @@ fn conv2d_matches_the_definition() {
     );
 }
 
+/// `im2col` writes each column from the input or the padding's zeros, and `col2im` sums the
+/// columns back into the pixels: against the element-by-element definition (the sum in the
+/// same order, so the same bits) for windows partly and wholly in the padding, strides larger
+/// than the kernel, a one-pixel-wide image, and both element types.
+#[test]
+fn im2col_and_col2im_match_the_definition() {
+    fn check<E: Float + std::fmt::Debug>(seed: u64) {
+        let mut rng = StdRng::seed_from_u64(seed);
+        let cases = [
+            ([2, 3, 6, 5], (3, 2), (1, 1), (0, 0)),
+            ([1, 2, 5, 7], (3, 3), (2, 3), (1, 2)),
+            ([2, 1, 4, 4], (2, 2), (1, 2), (3, 3)),
+            ([1, 2, 3, 1], (3, 3), (1, 1), (1, 1)),
+            ([1, 1, 2, 2], (1, 1), (3, 3), (2, 0)),
+        ];
+        for (shape, (kh, kw), (sh, sw), (ph, pw)) in cases {
+            let x = Tensor::<E>::randn(&shape, E::ZERO, E::ONE, &mut rng);
+            let cols = x.im2col((kh, kw), (sh, sw), (ph, pw)).unwrap();
+            let [n, c, h, w] = shape;
+            let (ho, wo) = ((h + 2 * ph - kh) / sh + 1, (w + 2 * pw - kw) / sw + 1);
+            assert_eq!(cols.shape(), &[n, c * kh * kw, ho * wo]);
+            // The input pixel under window (oy, ox) at offset (i, j), if not in the padding.
+            let pixel = |oy: usize, ox: usize, i: usize, j: usize| {
+                let (y, x) = (
+                    (oy * sh + i).checked_sub(ph)?,
+                    (ox * sw + j).checked_sub(pw)?,
+                );
+                (y < h && x < w).then_some((y, x))
+            };
+            let g = Tensor::<E>::randn(cols.shape(), E::ZERO, E::ONE, &mut rng);
+            let mut sums = vec![E::ZERO; n * c * h * w];
+            for b in 0..n {
+                for ch in 0..c {
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let row = (ch * kh + i) * kw + j;
+                            for oy in 0..ho {
+                                for ox in 0..wo {
+                                    let at = [b, row, oy * wo + ox];
+                                    let want = match pixel(oy, ox, i, j) {
+                                        Some((y, xx)) => x.get(&[b, ch, y, xx]).unwrap(),
+                                        None => E::ZERO,
+                                    };
+                                    assert_eq!(cols.get(&at).unwrap(), want, "{shape:?} {at:?}");
+                                    if let Some((y, xx)) = pixel(oy, ox, i, j) {
+                                        sums[((b * c + ch) * h + y) * w + xx] +=
+                                            g.get(&at).unwrap();
+                                    }
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            let back = g.col2im(&shape, (kh, kw), (sh, sw), (ph, pw)).unwrap();
+            assert_eq!(back.to_vec(), sums, "{shape:?}");
+        }
+        // Empty batches and images give empty columns.
+        let empty = Tensor::<E>::zeros(&[0, 2, 3, 3]).im2col((2, 2), (1, 1), (0, 0));
+        assert_eq!(empty.unwrap().shape(), &[0, 8, 4]);
+    }
+    check::<f32>(21);
+    check::<f64>(22);
+}
+
+/// The backward goes image by image (each image's input gradient summed into its pixels while
+/// in cache, one image's columns at a time): against the whole-batch composition it replaced
+/// (all images' column gradients, then one `col2im`; the weight gradient summed over images in
+/// order), bit for bit for the input's gradient, and each gradient the same whether or not the
+/// others are asked for.
+#[test]
+fn conv2d_backward_image_by_image_equals_the_whole_batch_composition() {
+    let mut rng = StdRng::seed_from_u64(9);
+    for (n, stride, pad) in [
+        (3, (1, 1), (1, 1)),
+        (2, (2, 1), (1, 2)),
+        (1, (3, 2), (0, 0)),
+    ] {
+        let x = Tensor::<f64>::randn(&[n, 3, 7, 6], 0.0, 1.0, &mut rng);
+        let w = Tensor::<f64>::randn(&[4, 3, 3, 2], 0.0, 1.0, &mut rng);
+        let (y, cols) = x.conv2d_with_columns(&w, None, stride, pad).unwrap();
+        let g = Tensor::<f64>::randn(y.shape(), 0.0, 1.0, &mut rng);
+        let (o, ckk, l) = (4, 3 * 3 * 2, y.shape()[2] * y.shape()[3]);
+        let w2 = w.reshape(&[o, ckk]).unwrap();
+        let image = |t: &Tensor<f64>, i: usize, rows: usize| {
+            Tensor::from_slice(&t.as_slice()[i * rows * l..(i + 1) * rows * l], &[rows, l]).unwrap()
+        };
+        let mut dcols = Vec::new();
+        let mut dw = Tensor::<f64>::zeros(&[o, ckk]);
+        for i in 0..n {
+            let gi = image(&g, i, o);
+            dcols.extend(
+                w2.matmul_t(Transpose::Yes, &gi, Transpose::No)
+                    .unwrap()
+                    .to_vec(),
+            );
+            let term = gi.matmul_t(Transpose::No, &image(&cols, i, ckk), Transpose::Yes);
+            dw = dw.add(&term.unwrap()).unwrap();
+        }
+        let dx_ref = Tensor::from_vec(dcols, &[n, ckk, l])
+            .unwrap()
+            .col2im(x.shape(), (3, 2), stride, pad)
+            .unwrap();
+        let geometry = (stride, pad);
+        let all = g.conv2d_backward(x.shape(), &cols, &w, geometry, (true, true, true));
+        let (dx, dw_got, db) = all.unwrap();
+        assert_eq!(dx.as_ref().unwrap().to_vec(), dx_ref.to_vec());
+        for (a, b) in dw_got
+            .as_ref()
+            .unwrap()
+            .as_slice()
+            .iter()
+            .zip(dw.as_slice())
+        {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        assert_eq!(dw_got.as_ref().unwrap().shape(), w.shape());
+        let db_ref = g.sum_axis(3, false).unwrap().sum_axis(2, false).unwrap();
+        let db_ref = db_ref.sum_axis(0, false).unwrap();
+        for (a, b) in db.unwrap().as_slice().iter().zip(db_ref.as_slice()) {
+            assert!((a - b).abs() <= 1e-12 * b.abs().max(1.0), "{a} vs {b}");
+        }
+        let only_x = g.conv2d_backward(x.shape(), &cols, &w, geometry, (true, false, false));
+        let (dx_alone, none_w, none_b) = only_x.unwrap();
+        assert_eq!(dx_alone.unwrap().to_vec(), dx.unwrap().to_vec());
+        assert!(none_w.is_none() && none_b.is_none());
+        let only_w = g.conv2d_backward(x.shape(), &cols, &w, geometry, (false, true, false));
+        let (none_x, dw_alone, _) = only_w.unwrap();
+        assert!(none_x.is_none());
+        assert_eq!(dw_alone.unwrap().to_vec(), dw_got.unwrap().to_vec());
+    }
+    // An empty batch: zero-size gradients of the right shapes.
+    let x = Tensor::<f64>::zeros(&[0, 3, 7, 6]);
+    let w = Tensor::<f64>::ones(&[4, 3, 3, 2]);
+    let (y, cols) = x.conv2d_with_columns(&w, None, (1, 1), (1, 1)).unwrap();
+    let (dx, dw, _) = y
+        .conv2d_backward(x.shape(), &cols, &w, ((1, 1), (1, 1)), (true, true, false))
+        .unwrap();
+    assert_eq!(dx.unwrap().shape(), &[0, 3, 7, 6]);
+    assert_eq!(dw.unwrap().to_vec(), vec![0.0; 4 * 18]);
+}
+
 /// Tiny and matrix-vector products whose output lines are contiguous go through per-line loops:
 /// short lines (under 64 elements) summed eight at a time in registers, longer ones (and short
 /// ones with many terms) a term at a time. Either way each element must be `beta c` (or `c`
