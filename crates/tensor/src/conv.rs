@@ -7,6 +7,11 @@ use crate::float::Float;
 use crate::matmul::gemm_slices;
 use crate::tensor::{Tensor, len_of};
 
+use std::mem::MaybeUninit;
+
+/// The fewest elements written (im2col) or summed (col2im) worth a worker thread each.
+const PAR_MIN_ELEMENTS: usize = 1 << 14;
+
 /// The output size of a sliding window: `(size + 2 pad - kernel) / stride + 1`, or `None` when
 /// the window does not fit.
 fn out_size(size: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
@@ -95,32 +100,87 @@ impl Window {
         (lo.min(hi), hi)
     }
 
-    /// One image's columns `[c kh kw, ho wo]` added into its `[c, h, w]` pixels: each pixel
-    /// gets the sum over the windows that saw it, in the same order for every caller (channel,
-    /// kernel row, kernel column, output row, output column), so the same bits.
+    /// Line `at` of the columns (image `at / (c kh kw)`, window offset `at % (c kh kw)`), all
+    /// its `ho wo` elements written: each output row's input range copied, the padding's
+    /// columns and rows zero.
+    fn im2col_line<E: Float>(&self, src: &[E], at: usize, line: &mut [MaybeUninit<E>]) {
+        let zero = |out: &mut [MaybeUninit<E>]| {
+            out.iter_mut().for_each(|o| {
+                o.write(E::ZERO);
+            });
+        };
+        let rows = self.c * self.kh * self.kw;
+        let (b, row) = (at / rows, at % rows);
+        let (ch, i, j) = (
+            row / (self.kh * self.kw),
+            row / self.kw % self.kh,
+            row % self.kw,
+        );
+        let plane_len = self.h * self.w;
+        let plane = &src[(b * self.c + ch) * plane_len..(b * self.c + ch + 1) * plane_len];
+        // Output columns outside lo..hi read the padding.
+        let (lo, hi) = self.output_columns(j);
+        for (oy, out) in line.chunks_exact_mut(self.wo).enumerate() {
+            let Some(y) = self.input_row(oy, i).filter(|_| lo < hi) else {
+                zero(out);
+                continue;
+            };
+            let pixels = &plane[y * self.w..(y + 1) * self.w];
+            let x0 = lo * self.sw + j - self.pw;
+            zero(&mut out[..lo]);
+            if self.sw == 1 {
+                // Sliced to the same length as `out[lo..hi]` (or a panic), so each is written.
+                for (o, &v) in out[lo..hi].iter_mut().zip(&pixels[x0..x0 + hi - lo]) {
+                    o.write(v);
+                }
+            } else {
+                for (k, o) in out[lo..hi].iter_mut().enumerate() {
+                    o.write(pixels[x0 + k * self.sw]);
+                }
+            }
+            zero(&mut out[hi..]);
+        }
+    }
+
+    /// One image's columns `[c kh kw, ho wo]` added into its `[c, h, w]` pixels, channels split
+    /// over the worker threads: each pixel gets the sum over the windows that saw it, in the
+    /// same order for every caller and split (kernel row, kernel column, output row, output
+    /// column), so the same bits.
     fn col2im_image<E: Float>(&self, src: &[E], dst: &mut [E]) {
+        let plane_len = self.h * self.w;
+        let per_channel = self.kh * self.kw * self.ho * self.wo;
+        if plane_len == 0 || per_channel == 0 {
+            return;
+        }
+        let per = crate::workers::par_chunk_len(self.c, PAR_MIN_ELEMENTS.div_ceil(per_channel));
+        crate::workers::par_chunks_mut_by(dst, per * plane_len, |start, part| {
+            for (k, plane) in part.chunks_exact_mut(plane_len).enumerate() {
+                let ch = start / plane_len + k;
+                self.col2im_plane(&src[ch * per_channel..(ch + 1) * per_channel], plane);
+            }
+        });
+    }
+
+    /// One channel's columns `[kh kw, ho wo]` added into its `[h, w]` plane.
+    fn col2im_plane<E: Float>(&self, src: &[E], plane: &mut [E]) {
         let cols = self.ho * self.wo;
-        for ch in 0..self.c {
-            let plane = &mut dst[ch * self.h * self.w..(ch + 1) * self.h * self.w];
-            for i in 0..self.kh {
-                for j in 0..self.kw {
-                    let row = (ch * self.kh + i) * self.kw + j;
-                    let line = &src[row * cols..(row + 1) * cols];
-                    let (lo, hi) = self.output_columns(j);
-                    if lo == hi {
+        for i in 0..self.kh {
+            for j in 0..self.kw {
+                let line = &src[(i * self.kw + j) * cols..(i * self.kw + j + 1) * cols];
+                let (lo, hi) = self.output_columns(j);
+                if lo == hi {
+                    continue;
+                }
+                // The first valid output column's input column; the others follow by sw.
+                let x0 = lo * self.sw + j - self.pw;
+                for oy in 0..self.ho {
+                    let Some(y) = self.input_row(oy, i) else {
                         continue;
-                    }
-                    // The first valid output column's input column; the others follow by sw.
-                    let x0 = lo * self.sw + j - self.pw;
-                    for oy in 0..self.ho {
-                        let Some(y) = self.input_row(oy, i) else {
-                            continue;
-                        };
-                        let out = &line[oy * self.wo + lo..oy * self.wo + hi];
-                        let pixels = &mut plane[y * self.w + x0..(y + 1) * self.w];
-                        for (p, &v) in pixels.iter_mut().step_by(self.sw).zip(out) {
-                            *p += v;
-                        }
+                    };
+                    let out = &line[oy * self.wo + lo..oy * self.wo + hi];
+                    let pixels = &mut plane[y * self.w + x0..(y + 1) * self.w];
+                    for (p, &v) in pixels.iter_mut().step_by(self.sw).zip(out) {
+                        *p += v;
                     }
                 }
             }
@@ -155,45 +215,17 @@ impl<E: Float> Tensor<E> {
         // result is not zero-filled first.
         let mut buf: Vec<E> = crate::pool::try_take(n, "im2col", &shape)?;
         let dst = &mut buf.spare_capacity_mut()[..n];
-        let (src, plane_len) = (self.as_slice(), g.h * g.w);
-        let zero = |out: &mut [std::mem::MaybeUninit<E>]| {
-            out.iter_mut().for_each(|o| {
-                o.write(E::ZERO);
-            });
-        };
-        // The lines (one per image and window offset) tile `dst`, and the output rows tile each
-        // line: every output row is written in full below.
-        for (at, line) in dst.chunks_exact_mut(cols).enumerate() {
-            let (b, row) = (at / rows, at % rows);
-            let (ch, i, j) = (row / (g.kh * g.kw), row / g.kw % g.kh, row % g.kw);
-            let plane = &src[(b * g.c + ch) * plane_len..(b * g.c + ch + 1) * plane_len];
-            // Output columns outside lo..hi read the padding.
-            let (lo, hi) = g.output_columns(j);
-            for (oy, out) in line.chunks_exact_mut(g.wo).enumerate() {
-                let y = g.input_row(oy, i).filter(|_| lo < hi);
-                let Some(y) = y else {
-                    zero(out);
-                    continue;
-                };
-                let pixels = &plane[y * g.w..(y + 1) * g.w];
-                let x0 = lo * g.sw + j - g.pw;
-                zero(&mut out[..lo]);
-                if g.sw == 1 {
-                    // Sliced to the same length as `out[lo..hi]` (or a panic), so each is written.
-                    for (o, &v) in out[lo..hi].iter_mut().zip(&pixels[x0..x0 + hi - lo]) {
-                        o.write(v);
-                    }
-                } else {
-                    for (k, o) in out[lo..hi].iter_mut().enumerate() {
-                        o.write(pixels[x0 + k * g.sw]);
-                    }
-                }
-                zero(&mut out[hi..]);
+        let src = self.as_slice();
+        // Lines (one per image and window offset) split over the worker threads in whole lines.
+        let per = crate::workers::par_chunk_len(g.n * rows, PAR_MIN_ELEMENTS.div_ceil(cols));
+        crate::workers::par_chunks_mut_by(dst, per * cols, |start, part| {
+            for (k, line) in part.chunks_exact_mut(cols).enumerate() {
+                g.im2col_line(src, start / cols + k, line);
             }
-        }
-        // SAFETY: the loop above wrote every element of the first n (the lines tile them, the
-        // output rows tile each line, and each row is written in full: zeros, the copied
-        // range, zeros); a panic inside it leaves `buf` empty.
+        });
+        // SAFETY: every element of the first n was written before `par_chunks_mut_by` returned:
+        // the chunks are whole lines that tile them, and `im2col_line` writes its line in full
+        // (a job that panics makes the call panic before this line, leaving `buf` empty).
         unsafe { buf.set_len(n) };
         let out = Tensor::from_parts(
             crate::tensor::Storage::from_vec(buf),

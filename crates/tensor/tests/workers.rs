@@ -163,3 +163,34 @@ fn par_fill_equals_a_serial_fill_and_carries_a_panic_to_the_caller() {
     let err = Tensor::<f32>::par_fill(&[1 << 40, 1 << 20], "test", 1 << 14, |_, _| {}).unwrap_err();
     assert!(err.to_string().contains("test"), "{err}");
 }
+
+#[test]
+fn im2col_and_col2im_split_over_threads_give_the_bits_of_one() {
+    use rand::SeedableRng;
+    use tapegrad_tensor::{Tensor, set_num_threads};
+    let _turn = TURN.lock().unwrap_or_else(|e| e.into_inner());
+    let mut rng = rand::rngs::StdRng::seed_from_u64(5);
+    // Large enough to split (each image's col2im sums 58k elements over 8 channels; im2col
+    // writes 216 lines of 812), with padding, and a stride of 2 for the strided copy.
+    let x = Tensor::<f32>::randn(&[3, 8, 30, 29], 0.0, 1.0, &mut rng);
+    let w = Tensor::<f32>::randn(&[5, 8, 3, 3], 0.0, 1.0, &mut rng);
+    for (stride, pad) in [((1, 1), (1, 1)), ((2, 2), (2, 0))] {
+        let run = |threads| {
+            set_num_threads(threads);
+            let (y, cols) = x.conv2d_with_columns(&w, None, stride, pad).unwrap();
+            let g = Tensor::<f32>::from_fn(y.shape(), |i| ((i % 13) as f32 - 6.0) * 0.25);
+            let dx = g
+                .conv2d_backward(x.shape(), &cols, &w, (stride, pad), (true, false, false))
+                .unwrap()
+                .0
+                .unwrap();
+            let summed = cols.col2im(x.shape(), (3, 3), stride, pad).unwrap();
+            (cols, dx, summed)
+        };
+        let one = run(1);
+        for threads in [2, 3] {
+            assert!(run(threads) == one, "{threads} threads, stride {stride:?}");
+        }
+    }
+    set_num_threads(2);
+}
