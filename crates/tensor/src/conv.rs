@@ -439,25 +439,34 @@ impl<E: Float> Tensor<E> {
     ) -> Result<(Tensor<E>, Vec<usize>)> {
         let g = Window::new("max_pool2d", self.shape(), kernel, stride, (0, 0))?;
         let shape = [g.n, g.c, g.ho, g.wo];
-        let src = self.as_slice();
-        let mut at = Vec::with_capacity(len_of(&shape));
-        for plane in 0..g.n * g.c {
-            for oy in 0..g.ho {
-                for ox in 0..g.wo {
-                    let mut best = plane * g.h * g.w + (oy * g.sh) * g.w + ox * g.sw;
-                    for i in 0..g.kh {
-                        for j in 0..g.kw {
-                            let k = plane * g.h * g.w + (oy * g.sh + i) * g.w + ox * g.sw + j;
-                            if src[k] > src[best] {
-                                best = k;
+        let n = len_of(&shape);
+        let (mut at, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let plane_len = g.h * g.w;
+        if n > 0 {
+            for (plane, image) in self.as_slice().chunks_exact(plane_len).enumerate() {
+                for oy in 0..g.ho {
+                    for ox in 0..g.wo {
+                        let first = oy * g.sh * g.w + ox * g.sw;
+                        let (mut best, mut top) = (first, image[first]);
+                        for i in 0..g.kh {
+                            let row = first + i * g.w;
+                            for (j, &v) in image[row..row + g.kw].iter().enumerate() {
+                                // The first maximum, as `>` finds it scanning in order, chosen
+                                // without a branch: which element wins is as good as random,
+                                // and a mispredicted branch per window cost more than the rest
+                                // of the pooling.
+                                let wins = v > top;
+                                best = if wins { row + j } else { best };
+                                top = if wins { v } else { top };
                             }
                         }
+                        at.push(plane * plane_len + best);
+                        values.push(top);
                     }
-                    at.push(best);
                 }
             }
         }
-        let y = Tensor::from_vec(at.iter().map(|&k| src[k]).collect(), &shape)?;
+        let y = Tensor::from_vec(values, &shape)?;
         Ok((y, at))
     }
 

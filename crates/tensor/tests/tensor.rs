@@ -850,6 +850,51 @@ fn conv2d_matches_the_definition() {
     );
 }
 
+/// Max pooling keeps each window's first maximum in scanning order (kernel row, then column),
+/// as a plain `>` scan does: against that scan on inputs full of ties, with overlapping and
+/// gapped windows, and a NaN, which wins only where it starts a window (`>` is false against
+/// it and for it).
+#[test]
+fn max_pool2d_picks_the_first_maximum_of_each_window() {
+    let mut rng = StdRng::seed_from_u64(31);
+    let cases = [
+        ((2, 2), (2, 2)),
+        ((3, 2), (1, 2)),
+        ((2, 3), (2, 1)),
+        ((1, 1), (3, 3)),
+    ];
+    let mut x = Tensor::<f64>::randn(&[2, 3, 7, 8], 0.0, 1.0, &mut rng).map(|v| v.round());
+    x.as_mut_slice()[5] = f64::NAN; // plane 0, row 0, column 5
+    for ((kh, kw), (sh, sw)) in cases {
+        let (y, at) = x.max_pool2d_with_indices((kh, kw), (sh, sw)).unwrap();
+        let (ho, wo) = ((7 - kh) / sh + 1, (8 - kw) / sw + 1);
+        assert_eq!(y.shape(), &[2, 3, ho, wo]);
+        let src = x.as_slice();
+        let mut k = 0;
+        for plane in 0..6 {
+            for oy in 0..ho {
+                for ox in 0..wo {
+                    let mut best = plane * 56 + oy * sh * 8 + ox * sw;
+                    for i in 0..kh {
+                        for j in 0..kw {
+                            let e = plane * 56 + (oy * sh + i) * 8 + ox * sw + j;
+                            if src[e] > src[best] {
+                                best = e;
+                            }
+                        }
+                    }
+                    assert_eq!(at[k], best, "{:?} window {k}", (kh, kw, sh, sw));
+                    assert_eq!(y.as_slice()[k].to_bits(), src[best].to_bits());
+                    k += 1;
+                }
+            }
+        }
+    }
+    // The NaN starts the window at column 5 of a 1 x 2 pool with stride 1, and wins only there.
+    let (y, _) = x.max_pool2d_with_indices((1, 2), (1, 1)).unwrap();
+    assert!(y.as_slice()[5].is_nan() && !y.as_slice()[4].is_nan());
+}
+
 /// `im2col` writes each column from the input or the padding's zeros, and `col2im` sums the
 /// columns back into the pixels: against the element-by-element definition (the sum in the
 /// same order, so the same bits) for windows partly and wholly in the padding, strides larger
