@@ -237,3 +237,41 @@ fn ops_recorded_after_a_replay_use_the_replayed_values() {
     let x = tape.var(Tensor::scalar(2.0));
     assert_eq!((x * x + x).item().unwrap(), 6.0);
 }
+
+/// Max pooling that no gradient flows through (a constant's, or inside `no_grad`) keeps no
+/// argmax positions on the tape, and still replays bit for bit beside pooling that does keep
+/// them: the values recomputed alone, no positions written where none were kept.
+#[test]
+fn pooling_without_positions_replays_beside_pooling_with_them() {
+    fn graph<'t>(tape: &'t Tape<f64>, img: Var<'t, f64>, w: Var<'t, f64>) -> [Var<'t, f64>; 4] {
+        let of_constant = img.max_pool2d((2, 2), (2, 2)).unwrap();
+        let of_var = w.max_pool2d((2, 2), (1, 2)).unwrap();
+        let inside = tape.no_grad(|| w.max_pool2d((2, 2), (2, 2)).unwrap());
+        let loss = of_constant.mul(inside).unwrap().sum() + of_var.square().sum();
+        [of_constant, of_var, inside, loss]
+    }
+    let tape = Tape::<f64>::new();
+    let (img, w) = (
+        tape.constant(t(&[2, 2, 4, 4], 3)),
+        tape.var(t(&[2, 2, 4, 4], 4)),
+    );
+    let [of_constant, of_var, inside, loss] = graph(&tape, img, w);
+    assert!(!of_constant.requires_grad() && !inside.requires_grad() && of_var.requires_grad());
+    let pooled = t(&[2, 2, 4, 4], 3).max_pool2d((2, 2), (2, 2)).unwrap();
+    assert_eq!(bits(&of_constant.value()), bits(&pooled));
+    for seed in [7, 3] {
+        let (new_img, new_w) = (t(&[2, 2, 4, 4], seed), t(&[2, 2, 4, 4], seed + 5));
+        tape.replay(&[(img, &new_img), (w, &new_w)]).unwrap();
+        let fresh = Tape::<f64>::new();
+        let (fimg, fw) = (fresh.constant(new_img), fresh.var(new_w));
+        let fresh_nodes = graph(&fresh, fimg, fw);
+        for (a, b) in [of_constant, of_var, inside, loss].iter().zip(&fresh_nodes) {
+            assert_eq!(bits(&a.value()), bits(&b.value()));
+        }
+        let (g, fg) = (
+            tape.backward(loss).unwrap(),
+            fresh.backward(fresh_nodes[3]).unwrap(),
+        );
+        assert_eq!(bits(&g[w]), bits(&fg[fw]));
+    }
+}

@@ -437,10 +437,22 @@ impl<E: Float> Tensor<E> {
         kernel: (usize, usize),
         stride: (usize, usize),
     ) -> Result<(Tensor<E>, Vec<usize>)> {
+        self.max_pool(kernel, stride, true)
+    }
+
+    /// Max pooling's values, and its argmax positions when `keep` (else none: what inference
+    /// needs, without an index per output).
+    fn max_pool(
+        &self,
+        kernel: (usize, usize),
+        stride: (usize, usize),
+        keep: bool,
+    ) -> Result<(Tensor<E>, Vec<usize>)> {
         let g = Window::new("max_pool2d", self.shape(), kernel, stride, (0, 0))?;
         let shape = [g.n, g.c, g.ho, g.wo];
         let n = len_of(&shape);
-        let (mut at, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let mut at = Vec::with_capacity(if keep { n } else { 0 });
+        let mut values = crate::pool::try_take(n, "max_pool2d", &shape)?;
         let plane_len = g.h * g.w;
         if n > 0 {
             for (plane, image) in self.as_slice().chunks_exact(plane_len).enumerate() {
@@ -460,7 +472,9 @@ impl<E: Float> Tensor<E> {
                                 top = if wins { v } else { top };
                             }
                         }
-                        at.push(plane * plane_len + best);
+                        if keep {
+                            at.push(plane * plane_len + best);
+                        }
                         values.push(top);
                     }
                 }
@@ -476,7 +490,7 @@ impl<E: Float> Tensor<E> {
     ///
     /// As [`Tensor::im2col`].
     pub fn max_pool2d(&self, kernel: (usize, usize), stride: (usize, usize)) -> Result<Tensor<E>> {
-        Ok(self.max_pool2d_with_indices(kernel, stride)?.0)
+        Ok(self.max_pool(kernel, stride, false)?.0)
     }
 
     /// 2-D average pooling of an NCHW input over `kernel` windows moved by `stride` (no

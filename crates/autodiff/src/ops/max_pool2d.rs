@@ -30,7 +30,16 @@ impl<E: Float> Var<'_, E> {
     ///
     /// For an input not rank 4, a window that does not fit, or a stride of 0.
     pub fn max_pool2d(self, kernel: (usize, usize), stride: (usize, usize)) -> Result<Self> {
-        let (y, at) = self.with_value(|x| x.max_pool2d_with_indices(kernel, stride))?;
+        // The argmax positions only where a gradient will flow back through them: inference
+        // (`no_grad`, constants) keeps no index per output (`len` 0 on the tape).
+        let keep = self.requires_grad() && self.tape().is_recording();
+        let (y, at) = self.with_value(|x| {
+            if keep {
+                x.max_pool2d_with_indices(kernel, stride)
+            } else {
+                Ok((x.max_pool2d(kernel, stride)?, Vec::new()))
+            }
+        })?;
         let (params, _) = self
             .tape()
             .push_indices(&[kernel.0, kernel.1, stride.0, stride.1]);

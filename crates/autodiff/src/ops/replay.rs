@@ -218,6 +218,11 @@ pub(crate) fn tensor<E: Float>(store: &Store<E>, i: usize) -> Result<Recomputed<
                 v(0).conv2d_with_columns(&v(1), bias.as_deref(), (p[0], p[1]), (p[2], p[3]))?;
             saving(y, cols)
         }
+        // Recorded without positions (no gradient flows through it): the values alone.
+        Op::MaxPool2d { len: 0, params, .. } => {
+            let p = idx(params, 4);
+            plain(v(0).max_pool2d((p[0], p[1]), (p[2], p[3]))?)
+        }
         Op::MaxPool2d { start, params, .. } => {
             let p = idx(params, 4);
             let (y, at) = v(0).max_pool2d_with_indices((p[0], p[1]), (p[2], p[3]))?;
