@@ -179,8 +179,14 @@ impl Window {
                     };
                     let out = &line[oy * self.wo + lo..oy * self.wo + hi];
                     let pixels = &mut plane[y * self.w + x0..(y + 1) * self.w];
-                    for (p, &v) in pixels.iter_mut().step_by(self.sw).zip(out) {
-                        *p += v;
+                    if self.sw == 1 {
+                        for (p, &v) in pixels.iter_mut().zip(out) {
+                            *p += v;
+                        }
+                    } else {
+                        for (p, &v) in pixels.iter_mut().step_by(self.sw).zip(out) {
+                            *p += v;
+                        }
                     }
                 }
             }
