@@ -5,7 +5,7 @@
 use crate::error::{Result, TensorError};
 use crate::float::Float;
 use crate::matmul::gemm_slices;
-use crate::tensor::{Tensor, len_of};
+use crate::tensor::{Storage, Tensor, len_of, shape_of};
 
 use std::mem::MaybeUninit;
 
@@ -233,11 +233,7 @@ impl<E: Float> Tensor<E> {
         // the chunks are whole lines that tile them, and `im2col_line` writes its line in full
         // (a job that panics makes the call panic before this line, leaving `buf` empty).
         unsafe { buf.set_len(n) };
-        let out = Tensor::from_parts(
-            crate::tensor::Storage::from_vec(buf),
-            crate::tensor::shape_of(&shape),
-        );
-        Ok(out)
+        Ok(Tensor::from_parts(Storage::from_vec(buf), shape_of(&shape)))
     }
 
     /// The reverse of [`Tensor::im2col`]: columns `[n, c kh kw, ho wo]` summed back into an
@@ -457,7 +453,15 @@ impl<E: Float> Tensor<E> {
         let g = Window::new("max_pool2d", self.shape(), kernel, stride, (0, 0))?;
         let shape = [g.n, g.c, g.ho, g.wo];
         let n = len_of(&shape);
-        let mut at = Vec::with_capacity(if keep { n } else { 0 });
+        // The positions take twice the values' bytes (usize against f32): fallible as well.
+        let mut at = Vec::new();
+        if keep {
+            at.try_reserve_exact(n).map_err(|_| TensorError::Alloc {
+                op: "max_pool2d (positions)",
+                shape: shape.to_vec(),
+                bytes: n as u128 * size_of::<usize>() as u128,
+            })?;
+        }
         let mut values = crate::pool::try_take(n, "max_pool2d", &shape)?;
         let plane_len = g.h * g.w;
         if n > 0 {
